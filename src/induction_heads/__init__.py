@@ -1,0 +1,1 @@
+"""Induction heads, replicated offline: models, data, analyses and report. See README.md."""

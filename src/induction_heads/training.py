@@ -1,0 +1,184 @@
+"""Training the small attention-only models: the batch recipe, the loop, the checkpoints.
+
+The recipe (from trials on a 2-core CPU, see issue 2): AdamW with a short linear warm-up and then a
+constant learning rate, sinusoidal initialisation of ``W_pos``, and batches that mix
+
+* plain text (the language-modelling signal),
+* text whose second half repeats its first (in-context copying on natural tokens),
+* rows that open with a random-token segment repeated twice, then continue with text
+  (copying that only an induction circuit can do, which makes the circuit form early and sharply).
+
+Run with ``scripts/train_model.py`` (a rule of ``workflow/rules/models.smk``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from jaxtyping import Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .architecture import AttnOnlyTransformer, sinusoidal_positions
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    steps: int
+    batch_size: int = 16
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float = 1.0
+    seed: int = 0
+    frac_repeated_text: float = 0.25
+    frac_random_repeat: float = 0.25
+    random_segment_min: int = 8
+    random_segment_max: int = 63
+    sinusoidal_pos_init: bool = True
+    checkpoints: tuple[int, ...] = field(default_factory=tuple)
+    threads: int = 1
+
+
+def checkpoint_schedule(spec: Iterable[dict], steps: int) -> list[int]:
+    """Expand ``[{"start":…, "stop":…, "every":…}, …]`` into sorted steps; always has 0 and ``steps``."""
+    out = {0, steps}
+    for part in spec:
+        start, stop, every = int(part["start"]), int(part["stop"]), int(part["every"])
+        if every <= 0:
+            raise ValueError(f"checkpoint 'every' must be positive, got {every}")
+        out.update(range(start, min(stop, steps) + 1, every))
+    return sorted(s for s in out if 0 <= s <= steps)
+
+
+class BatchSampler:
+    """Seeded batches of ``[batch, n_ctx]`` tokens in the three-part recipe of the module docstring."""
+
+    def __init__(
+        self,
+        stream: np.ndarray,
+        n_ctx: int,
+        cfg: TrainingConfig,
+        ordinary_ids: np.ndarray,
+        bos: int,
+    ):
+        if len(stream) < 4 * n_ctx:
+            raise ValueError(f"training stream has {len(stream)} tokens; need at least {4 * n_ctx}")
+        self.stream, self.n_ctx, self.cfg = stream, n_ctx, cfg
+        self.ordinary_ids, self.bos = ordinary_ids, bos
+        self.rng = np.random.default_rng(cfg.seed)
+        max_seg = (n_ctx - 1) // 2
+        if not 1 <= cfg.random_segment_min <= cfg.random_segment_max <= max_seg:
+            raise ValueError(
+                f"random_segment_min/max must satisfy 1 <= min <= max <= {max_seg} (n_ctx={n_ctx})"
+            )
+
+    def _text(self, length: int) -> np.ndarray:
+        start = self.rng.integers(0, len(self.stream) - length)
+        return self.stream[start : start + length]
+
+    def sample(self) -> Int[Tensor, "batch n_ctx"]:
+        cfg, n = self.cfg, self.n_ctx
+        kinds = self.rng.random(cfg.batch_size)
+        rows = np.empty((cfg.batch_size, n), dtype=np.int64)
+        rows[:, 0] = self.bos
+        body = n - 1
+        for i, u in enumerate(kinds):
+            if u < cfg.frac_random_repeat:
+                seg_len = int(self.rng.integers(cfg.random_segment_min, cfg.random_segment_max + 1))
+                seg = self.rng.choice(self.ordinary_ids, size=seg_len)
+                rest = self._text(body - 2 * seg_len)
+                rows[i, 1:] = np.concatenate([seg, seg, rest])
+            elif u < cfg.frac_random_repeat + cfg.frac_repeated_text:
+                half = self._text(body // 2)
+                rows[i, 1:] = np.concatenate([half, half, self._text(body - 2 * len(half))])
+            else:
+                rows[i, 1:] = self._text(body)
+        return torch.from_numpy(rows)
+
+
+def lm_loss(logits_but_last: Tensor, tokens: Tensor) -> Tensor:
+    """Mean next-token cross-entropy, from the logits of every position but the last."""
+    return F.cross_entropy(logits_but_last.flatten(0, 1), tokens[:, 1:].flatten())
+
+
+def train(
+    model: AttnOnlyTransformer,
+    sampler: BatchSampler,
+    cfg: TrainingConfig,
+    save_checkpoint: Callable[[int, dict[str, Tensor]], None],
+    log_path: Path,
+    device: str = "cpu",
+    progress: bool = True,
+) -> list[dict]:
+    """Train in place; call ``save_checkpoint(step, tl_state_dict)`` at every scheduled step.
+
+    Writes one JSON line per logged step to ``log_path`` and returns the same records.
+    """
+    torch.manual_seed(cfg.seed)
+    if cfg.sinusoidal_pos_init:
+        with torch.no_grad():
+            w_pos = model.p("pos_embed.W_pos")
+            w_pos.copy_(sinusoidal_positions(*w_pos.shape, scale=float(w_pos.std())))
+    model.to(device).train()
+    decay = [p for n, p in model.params.items() if "__W_" in n and "W_pos" not in n]
+    no_decay = [p for n, p in model.params.items() if not ("__W_" in n and "W_pos" not in n)]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0}],
+        lr=cfg.lr,
+        betas=cfg.betas,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps))
+    )
+    checkpoints = set(cfg.checkpoints) | {0, cfg.steps}
+    records: list[dict] = []
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    tokens_seen, t0 = 0, time.perf_counter()
+    with open(log_path, "w") as log:
+        bar = tqdm(range(cfg.steps + 1), desc="train", disable=not progress, mininterval=2.0)
+        for step in bar:
+            if step in checkpoints:
+                save_checkpoint(step, model.tl_state_dict())
+            if step == cfg.steps:
+                break
+            tokens = sampler.sample().to(device)
+            loss = lm_loss(model(tokens, drop_last=True), tokens)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            tokens_seen += tokens.numel()
+            if step % 25 == 0 or step == cfg.steps - 1:
+                elapsed = time.perf_counter() - t0
+                rec = {
+                    "step": step + 1,
+                    "loss": loss.item(),
+                    "lr": sched.get_last_lr()[0],
+                    "tokens": tokens_seen,
+                    "elapsed_s": round(elapsed, 3),
+                    "tokens_per_s": round(tokens_seen / max(elapsed, 1e-9), 1),
+                }
+                records.append(rec)
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    return records
+
+
+def config_as_json(cfg: TrainingConfig) -> dict:
+    d = asdict(cfg)
+    d["betas"] = list(cfg.betas)
+    d["checkpoints"] = list(cfg.checkpoints)
+    return d
