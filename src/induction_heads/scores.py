@@ -1,0 +1,156 @@
+"""Head attention scores, sequence losses and head detectors (GUIDE §5).
+
+Conventions: ``tokens`` of repeated random sequences are ``BOS + r + r`` with ``len(r) = seq_len``,
+so position 0 is BOS, the first repeat is positions ``1 … seq_len`` and the second repeat is
+positions ``seq_len + 1 … 2·seq_len``.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from .plots import head_label
+
+SCORE_NAMES = ("current_token", "previous_token", "first_token", "duplicate_token", "induction")
+
+
+@torch.no_grad()
+def attention_patterns(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
+) -> Float[Tensor, "layer batch head q k"]:
+    """Every layer's attention pattern (from TransformerLens's cache)."""
+    _, cache = model.run_with_cache(
+        tokens.to(model.cfg.device), names_filter=lambda n: n.endswith("hook_pattern")
+    )
+    return torch.stack([cache["pattern", layer] for layer in range(model.cfg.n_layers)]).cpu()
+
+
+@torch.no_grad()
+def patterns_from_qk(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
+) -> Float[Tensor, "layer batch head q k"]:
+    """Recompute each layer's pattern from the cached queries and keys (a sanity check of the
+    cache): ``softmax(mask(q·k / √d_head))``."""
+    _, cache = model.run_with_cache(
+        tokens.to(model.cfg.device), names_filter=lambda n: n.endswith(("hook_q", "hook_k"))
+    )
+    out = []
+    n = tokens.shape[1]
+    causal = torch.ones(n, n, dtype=torch.bool, device=model.cfg.device).tril()
+    for layer in range(model.cfg.n_layers):
+        q, k = cache["q", layer], cache["k", layer]  # [batch pos head d_head]
+        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / model.cfg.d_head**0.5
+        scores = scores.masked_fill(~causal, float("-inf"))
+        out.append(scores.softmax(-1))
+    return torch.stack(out).cpu()
+
+
+def _diagonal_mean(
+    patterns: Float[Tensor, "layer batch head q k"], offset: int, first_query: int
+) -> Float[Tensor, "layer head"]:
+    """Mean attention from query ``i`` to key ``i - offset``, over batch and queries ``i >= first_query``."""
+    diag = patterns.diagonal(offset=-offset, dim1=-2, dim2=-1)  # [layer batch head n_q]; i = j + offset
+    start = max(0, first_query - offset)
+    if start >= diag.shape[-1]:
+        raise ValueError(f"no query at or after position {first_query} has a key at offset {offset}")
+    return diag[..., start:].mean(dim=(1, -1))
+
+
+def head_scores(
+    patterns: Float[Tensor, "layer batch head q k"], seq_len: int
+) -> dict[str, Float[Tensor, "layer head"]]:
+    """The five scores of GUIDE §5 on repeated random tokens ``BOS + r + r``.
+
+    * current-token: the diagonal, over every query after BOS;
+    * previous-token: the first sub-diagonal, over every query after BOS;
+    * first-token: column 0 (BOS), over every query after BOS;
+    * duplicate-token: offset ``seq_len`` (the same token earlier), queries in the second repeat;
+    * induction: offset ``seq_len - 1`` (the token after the earlier copy), queries in the second repeat.
+    """
+    n_pos = patterns.shape[-1]
+    if n_pos != 1 + 2 * seq_len:
+        raise ValueError(f"patterns cover {n_pos} positions; BOS + r + r needs {1 + 2 * seq_len}")
+    second = seq_len + 1
+    return {
+        "current_token": _diagonal_mean(patterns, 0, 1),
+        "previous_token": _diagonal_mean(patterns, 1, 1),
+        "first_token": patterns[..., 1:, 0].mean(dim=(1, -1)),
+        "duplicate_token": _diagonal_mean(patterns, seq_len, second),
+        "induction": _diagonal_mean(patterns, seq_len - 1, second),
+    }
+
+
+def induction_scores(
+    model: HookedTransformer, rep_tokens: Int[Tensor, "batch pos"], seq_len: int
+) -> Float[Tensor, "layer head"]:
+    return head_scores(attention_patterns(model, rep_tokens), seq_len)["induction"]
+
+
+@torch.no_grad()
+def per_token_loss(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], batch_size: int = 64
+) -> Float[Tensor, "batch pos_minus_1"]:
+    """Loss of predicting token ``i + 1`` at position ``i`` (nats), in batches."""
+    out = []
+    for chunk in tokens.split(batch_size):
+        chunk = chunk.to(model.cfg.device)
+        logits = model(chunk, return_type="logits")
+        logprobs = logits[:, :-1].log_softmax(-1)
+        out.append(-logprobs.gather(-1, chunk[:, 1:, None])[..., 0].cpu())
+    return torch.cat(out)
+
+
+def repeat_losses(
+    loss: Float[Tensor, "batch pos_minus_1"], seq_len: int
+) -> tuple[Float[Tensor, "batch"], Float[Tensor, "batch"]]:
+    """Per-sequence mean loss on the first repeat and on the second repeat.
+
+    The prediction of the first token of ``r`` (at BOS) and of the first token of the second repeat
+    (at the last token of the first) cannot use copying, so the first repeat scores positions
+    predicting tokens ``2 … seq_len`` and the second repeat those predicting tokens
+    ``seq_len + 2 … 2·seq_len``.
+    """
+    if loss.shape[1] != 2 * seq_len:
+        raise ValueError(f"loss covers {loss.shape[1]} predictions; BOS + r + r gives {2 * seq_len}")
+    # loss[:, i] predicts token i + 1.
+    first = loss[:, 1:seq_len].mean(-1)
+    second = loss[:, seq_len + 1 :].mean(-1)
+    return first, second
+
+
+def in_context_learning_score(
+    loss: Float[Tensor, "batch pos_minus_1"], late: int, early: int
+) -> Float[Tensor, "batch"]:
+    """Olsson et al.'s ICL score: loss at the ``late``-th token minus loss at the ``early``-th token.
+
+    Token ``t`` (0-indexed position in the sequence) is predicted at position ``t - 1``; negative
+    means later tokens are predicted better (the model uses its context).
+    """
+    n = loss.shape[1]
+    if not 1 <= early < late <= n:
+        raise ValueError(f"need 1 <= early < late <= {n}, got early={early}, late={late}")
+    return loss[:, late - 1] - loss[:, early - 1]
+
+
+def detect_heads(
+    scores: Float[Tensor, "layer head"], threshold: float, layers: list[int] | None = None
+) -> list[str]:
+    """Labels ("L.H") of the heads scoring at least ``threshold``, best first."""
+    found = []
+    for layer in range(scores.shape[0]) if layers is None else layers:
+        for head in range(scores.shape[1]):
+            if float(scores[layer, head]) >= threshold:
+                found.append((float(scores[layer, head]), head_label(layer, head)))
+    return [label for _, label in sorted(found, key=lambda x: -x[0])]
+
+
+def best_head(scores: Float[Tensor, "layer head"], layers: list[int] | None = None) -> tuple[str, float]:
+    """The label and score of the highest-scoring head (optionally within ``layers``)."""
+    best = (-1.0, "")
+    for layer in range(scores.shape[0]) if layers is None else layers:
+        for head in range(scores.shape[1]):
+            best = max(best, (float(scores[layer, head]), head_label(layer, head)))
+    return best[1], best[0]
