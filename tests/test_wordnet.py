@@ -154,3 +154,16 @@ def test_read_pairs_rejects_other_tables(tmp_path):
 def test_missing_wordnet_folder_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="data.noun"):
         wn.find_wordnet_dir(tmp_path)
+
+
+def test_pipeline_stages_write_tables_and_chained_counts(tmp_path):
+    hand_tokenizer(SINGLE_TOKEN_WORDS).save(str(tmp_path / "tok.json"))
+    counts1 = wn.build_candidate_table(FIXTURE, tmp_path / "syn.tsv", tmp_path / "syn.json")
+    counts2 = wn.build_model_pairs(
+        tmp_path / "syn.tsv", tmp_path / "tok.json", tmp_path / "m.tsv", tmp_path / "m.json",
+        tmp_path / "syn.json",
+    )  # fmt: skip
+    assert len(wn.read_pairs(tmp_path / "syn.tsv")) == counts1["not_morphological_variant"] == 7
+    assert list(counts2) == [*wn.CANDIDATE_FILTERS, wn.TOKENIZER_FILTER]
+    assert counts2["single_token"] == len(wn.read_pairs(tmp_path / "m.tsv")) == 5
+    assert wn.read_counts(tmp_path / "m.json") == counts2

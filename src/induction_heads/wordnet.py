@@ -338,3 +338,53 @@ def build_candidates(wordnet_dir: str | Path, **kwargs) -> tuple[list[SynonymPai
     return candidate_pairs(
         read_synsets(wordnet_dir), read_sense_ranks(wordnet_dir), read_exceptions(wordnet_dir), **kwargs
     )
+
+
+# --------------------------------------------------------------------------- pipeline stages
+
+
+def write_counts(counts: dict, path: str | Path, **extra) -> None:
+    """The per-filter counts (in filter order) and what produced them, as JSON (atomically)."""
+    import json
+
+    from .metrics import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps({"counts": counts, **extra}, indent=2) + "\n")
+
+
+def read_counts(path: str | Path) -> dict[str, int]:
+    import json
+
+    return json.loads(Path(path).read_text())["counts"]
+
+
+def build_candidate_table(
+    wordnet_dir: str | Path, out: str | Path, counts_path: str | Path, **params
+) -> dict[str, int]:
+    """Stage 1 (once): ``synonyms.tsv`` and its per-filter counts."""
+    pairs, counts = build_candidates(wordnet_dir, **params)
+    write_pairs(pairs, out)
+    write_counts(counts, counts_path, wordnet_dir=str(wordnet_dir), params=params)
+    return counts
+
+
+def build_model_pairs(
+    candidates_path: str | Path,
+    tokenizer_path: str | Path,
+    out: str | Path,
+    counts_path: str | Path,
+    candidate_counts_path: str | Path | None = None,
+) -> dict[str, int]:
+    """Stage 2 (per model): the single-token subset for one tokenizer; the counts file continues
+    the candidate counts (when given) with ``single_token``."""
+    from .tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tokenizer_path)
+    candidates = read_pairs(candidates_path)
+    pairs = single_token_pairs(candidates, tok)
+    write_pairs(pairs, out)
+    counts = dict(read_counts(candidate_counts_path)) if candidate_counts_path else {}
+    counts.setdefault(CANDIDATE_FILTERS[-1], len(candidates))
+    counts[TOKENIZER_FILTER] = len(pairs)
+    write_counts(counts, counts_path, tokenizer=str(tokenizer_path), vocab_size=tok.get_vocab_size())
+    return counts
