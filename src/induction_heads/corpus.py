@@ -14,6 +14,7 @@ out, so held-out text is never seen in training.
 from __future__ import annotations
 
 import gzip
+import json
 import random
 import re
 import shutil
@@ -22,6 +23,8 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from .metrics import atomic_write_text
 
 AUSTEN_PACKAGE = "r-cran-janeaustenr"
 KJV_PACKAGES = ("bible-kjv-text", "bible-kjv")
@@ -199,3 +202,33 @@ def build_documents(source: str, package_dir: Path, unpack_dir: Path) -> list[st
     for package in SOURCES[source]["packages"]:
         extract_deb(download_debian_package(package, package_dir), root)
     return austen_documents(root) if source == "austen" else kjv_documents(root)
+
+
+def build_corpus(
+    sources: list[str],
+    out_dir: Path,
+    package_dir: Path,
+    heldout_fraction: float,
+    seed: int,
+    max_documents: int | None = None,
+) -> dict:
+    """Build ``train.txt``, ``heldout.txt`` and ``corpus.json`` (sources, licences, sizes)."""
+    out_dir = Path(out_dir)
+    docs, info = [], {"sources": [], "heldout_fraction": heldout_fraction, "seed": seed}
+    with tempfile.TemporaryDirectory() as unpack:
+        for source in sources:
+            source_docs = build_documents(source, Path(package_dir), Path(unpack))
+            if max_documents is not None:
+                source_docs = source_docs[:max_documents]
+            docs.extend(source_docs)
+            info["sources"].append(
+                {**{k: v for k, v in SOURCES[source].items() if k != "packages"},
+                 "name": source, "packages": list(SOURCES[source]["packages"]),
+                 "documents": len(source_docs), "characters": sum(map(len, source_docs))}
+            )  # fmt: skip
+    split = split_documents(docs, heldout_fraction, seed)
+    write_documents(split.train, out_dir / "train.txt")
+    write_documents(split.heldout, out_dir / "heldout.txt")
+    info.update(train_documents=len(split.train), heldout_documents=len(split.heldout))
+    atomic_write_text(out_dir / "corpus.json", json.dumps(info, indent=2) + "\n")
+    return info

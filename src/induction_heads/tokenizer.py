@@ -61,3 +61,22 @@ def single_token_id(tok: Tokenizer, text: str) -> int | None:
     """The id of ``text`` if it encodes to exactly one token, else None."""
     ids = tok.encode(text).ids
     return ids[0] if len(ids) == 1 else None
+
+
+def build_tokenizer(
+    train_txt: Path, heldout_txt: Path, vocab_size: int, out_tokenizer: Path, out_dir: Path
+) -> dict:
+    """Train on ``train_txt``; save the tokenizer and both splits as token streams (.npy)."""
+    from .corpus import read_documents
+
+    train_docs, heldout_docs = read_documents(Path(train_txt)), read_documents(Path(heldout_txt))
+    tok = train_tokenizer(train_docs, vocab_size)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    streams = {"train": encode_documents(tok, train_docs), "heldout": encode_documents(tok, heldout_docs)}
+    for split, ids in streams.items():
+        np.save(out_dir / f"{split}_stream.npy", ids)
+    tmp = Path(out_tokenizer).with_name(".tokenizer.json.tmp")
+    tok.save(str(tmp))
+    tmp.replace(out_tokenizer)  # written last: the rule's marker of completion
+    return {"vocab_size": tok.get_vocab_size(), **{f"{k}_tokens": int(len(v)) for k, v in streams.items()}}

@@ -44,6 +44,7 @@ class TrainingConfig:
     random_segment_min: int = 8
     random_segment_max: int = 63
     sinusoidal_pos_init: bool = True
+    pos_init_rms: float | None = None  # RMS of the sinusoidal W_pos; None = the model's init std
     checkpoints: tuple[int, ...] = field(default_factory=tuple)
     threads: int = 1
 
@@ -127,7 +128,8 @@ def train(
     if cfg.sinusoidal_pos_init:
         with torch.no_grad():
             w_pos = model.p("pos_embed.W_pos")
-            w_pos.copy_(sinusoidal_positions(*w_pos.shape, scale=float(w_pos.std())))
+            scale = cfg.pos_init_rms if cfg.pos_init_rms is not None else float(w_pos.std())
+            w_pos.copy_(sinusoidal_positions(*w_pos.shape, scale=scale))
     model.to(device).train()
     decay = [p for n, p in model.params.items() if "__W_" in n and "W_pos" not in n]
     no_decay = [p for n, p in model.params.items() if not ("__W_" in n and "W_pos" not in n)]
@@ -182,3 +184,72 @@ def config_as_json(cfg: TrainingConfig) -> dict:
     d["betas"] = list(cfg.betas)
     d["checkpoints"] = list(cfg.checkpoints)
     return d
+
+
+def training_config_from_dict(d: dict, seed: int, threads: int = 1) -> TrainingConfig:
+    """A :class:`TrainingConfig` from the workflow's (validated) ``training`` block."""
+    steps = int(d["steps"])
+    fields = {k: v for k, v in d.items() if k in TrainingConfig.__dataclass_fields__}
+    fields.update(
+        seed=seed,
+        threads=threads,
+        checkpoints=tuple(checkpoint_schedule(d.get("checkpoints", []), steps)),
+    )
+    if "betas" in fields:
+        fields["betas"] = tuple(fields["betas"])
+    return TrainingConfig(**fields)
+
+
+def train_model_to_dir(
+    name: str,
+    arch: dict,
+    train_cfg: TrainingConfig,
+    tokenizer_path: Path,
+    stream_path: Path,
+    out_dir: Path,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Train one model (one seed) and save checkpoints, the log and the final weights."""
+    from .architecture import attn_only_config
+    from .tokenizer import bos_id, load_tokenizer, ordinary_token_ids
+    from .weights import ModelInfo, save_model
+
+    torch.set_num_threads(train_cfg.threads)
+    tok = load_tokenizer(tokenizer_path)
+    cfg = attn_only_config(
+        n_layers=arch["n_layers"], d_model=arch["d_model"], n_heads=arch["n_heads"],
+        d_head=arch["d_head"], n_ctx=arch["n_ctx"], d_vocab=tok.get_vocab_size(),
+        seed=train_cfg.seed,
+    )  # fmt: skip
+    torch.manual_seed(train_cfg.seed)
+    model = AttnOnlyTransformer(cfg)
+    stream = np.load(stream_path)
+    sampler = BatchSampler(stream, cfg.n_ctx, train_cfg, ordinary_token_ids(tok), bos_id(tok))
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    def save_checkpoint(step: int, state: dict[str, Tensor]) -> None:
+        tmp = ckpt_dir / f".step_{step:06d}.pt.tmp"
+        torch.save(state, tmp)
+        tmp.replace(ckpt_dir / f"step_{step:06d}.pt")
+
+    t0 = time.perf_counter()
+    records = train(model, sampler, train_cfg, save_checkpoint, out_dir / "train_log.jsonl",
+                    device=device, progress=progress)  # fmt: skip
+    wall = time.perf_counter() - t0
+    summary = {
+        "steps": train_cfg.steps,
+        "wall_time_s": round(wall, 1),
+        "tokens": records[-1]["tokens"] if records else 0,
+        "tokens_per_s": round((records[-1]["tokens"] if records else 0) / max(wall, 1e-9), 1),
+        "final_train_loss": records[-1]["loss"] if records else None,
+        "device": device,
+        "threads": train_cfg.threads,
+        "training_config": config_as_json(train_cfg),
+    }
+    info = ModelInfo(name=name, source="train", sha256="", seed=train_cfg.seed,
+                     tokenizer=str(Path(tokenizer_path).resolve()), extra=summary)  # fmt: skip
+    save_model(out_dir, cfg, model.tl_state_dict(), info)
+    return summary

@@ -1,0 +1,179 @@
+"""The workflow configuration: validation against the schema, and the plan derived from it.
+
+``validate_config`` is called by the Snakefile before any rule is scheduled. It fills schema
+defaults and raises :class:`ConfigError` with a message that names the offending key
+(``config error at training.steps: 'many' is not of type 'integer'``).
+
+The *plan* helpers say which model instances exist (a trained family gives one per seed:
+``attn2l-s0``, ``attn2l-s1``…), which are analysed, and which analyses apply to which model.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+# Analyses in report order, with what a model needs for each.
+ANALYSES: dict[str, dict[str, Any]] = {
+    "head_scores": {"min_layers": 1},
+    "logit_attribution": {"min_layers": 1},
+    "ablation": {"min_layers": 1},
+    "ov_circuit": {"min_layers": 1},
+    "qk_circuit": {"min_layers": 1},
+    "k_composition": {"min_layers": 2},
+    "composition_scores": {"min_layers": 2},
+    "fuzzy_induction": {"min_layers": 1, "needs_tokenizer": True},
+}
+# Analyses of a whole trained family (every seed), not of one model.
+FAMILY_ANALYSES = ("training_dynamics",)
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+def _key_path(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _validator_with_defaults(schema: dict):
+    """A Draft 2020-12 validator that also fills ``default`` values (as snakemake.utils does)."""
+    base = jsonschema.Draft202012Validator
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    cls = jsonschema.validators.extend(base, {"properties": set_defaults})
+    return cls(schema)
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
+    """Validate (in place, filling defaults) and run the checks a schema can't express."""
+    validator = _validator_with_defaults(load_schema(schema_path))
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(e.path)))
+    if errors:
+        lines = [f"config error at {_key_path(e.absolute_path)}: {e.message}" for e in errors[:8]]
+        raise ConfigError("\n".join(lines))
+    _semantic_checks(config)
+    return config
+
+
+def _semantic_checks(config: dict) -> None:
+    for name, spec in config["models"].items():
+        if spec["source"] == "train":
+            training = training_config_dict(config, name)
+            if training["random_segment_max"] > (spec["n_ctx"] - 1) // 2:
+                raise ConfigError(
+                    f"config error at models.{name}.n_ctx: random_segment_max "
+                    f"{training['random_segment_max']} must be at most (n_ctx - 1) // 2 = "
+                    f"{(spec['n_ctx'] - 1) // 2}"
+                )
+            if training["frac_repeated_text"] + training["frac_random_repeat"] > 1:
+                raise ConfigError(
+                    "config error at training: frac_repeated_text + frac_random_repeat must be <= 1"
+                )
+            seq_len = config["data"]["repeated_tokens"]["seq_len"]
+            if 1 + 2 * seq_len > spec["n_ctx"]:
+                raise ConfigError(
+                    f"config error at data.repeated_tokens.seq_len: BOS + 2 x {seq_len} tokens "
+                    f"do not fit model {name!r} (n_ctx {spec['n_ctx']})"
+                )
+    if not any(s.get("enabled", True) for s in config["models"].values()):
+        raise ConfigError("config error at models: every model is disabled")
+    icl = config["analyses"]["head_scores"]
+    for name, spec in trained_families(config).items():
+        late = icl.get("icl_late")
+        if late is not None and late > spec["n_ctx"] - 1:
+            raise ConfigError(
+                f"config error at analyses.head_scores.icl_late: {late} exceeds model {name!r}'s "
+                f"context ({spec['n_ctx']} tokens)"
+            )
+
+
+def training_config_dict(config: dict, family: str) -> dict:
+    """The shared ``training`` block with the model's own overrides applied."""
+    merged = copy.deepcopy(config["training"])
+    overrides = config["models"][family].get("training", {})
+    unknown = set(overrides) - set(load_schema()["$defs"]["training"]["properties"])
+    if unknown:
+        raise ConfigError(f"config error at models.{family}.training: unknown keys {sorted(unknown)}")
+    merged.update(overrides)
+    return merged
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def trained_families(config: dict) -> dict[str, dict]:
+    return {
+        n: s for n, s in config["models"].items() if s["source"] == "train" and s.get("enabled", True)
+    }
+
+
+def instance_name(family: str, seed: int) -> str:
+    return f"{family}-s{seed}"
+
+
+def model_instances(config: dict) -> dict[str, dict]:
+    """Every model the workflow builds: name → {family, source, role, seed, primary, spec}."""
+    out = {}
+    for family, spec in config["models"].items():
+        if not spec.get("enabled", True):
+            continue
+        if spec["source"] == "train":
+            for i, seed in enumerate(spec["seeds"]):
+                out[instance_name(family, seed)] = {
+                    "family": family, "source": "train", "role": spec.get("role", "other"),
+                    "seed": seed, "primary": i == 0, "spec": spec,
+                }  # fmt: skip
+        else:
+            out[family] = {
+                "family": family, "source": spec["source"], "role": spec.get("role", "other"),
+                "seed": None, "primary": True, "spec": spec,
+            }  # fmt: skip
+    return out
+
+
+def n_layers_of(spec: dict) -> int:
+    return spec["n_layers"] if spec["source"] == "train" else _external_n_layers(spec)
+
+
+def _external_n_layers(spec: dict) -> int:
+    if spec["source"] == "huggingface":
+        return spec["config"]["n_layers"]
+    # local: read the user's config JSON when it exists (it is checked properly by its rule)
+    import json
+
+    path = Path(spec["config"])
+    return json.loads(path.read_text()).get("n_layers", 1) if path.exists() else 1
+
+
+def analyses_for(config: dict, model: str) -> list[str]:
+    """The per-model analyses that run on ``model`` (primary instances only), in report order."""
+    inst = model_instances(config)[model]
+    if not inst["primary"]:
+        return []
+    n_layers = n_layers_of(inst["spec"])
+    return [
+        a for a, needs in ANALYSES.items()
+        if a in config["analyses"] and n_layers >= needs["min_layers"]
+    ]  # fmt: skip
+
+
+def roles(config: dict) -> dict[str, str]:
+    """Primary model name → role (main / control / arena / other), for the report."""
+    return {m: i["role"] for m, i in model_instances(config).items() if i["primary"]}

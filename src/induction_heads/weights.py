@@ -1,0 +1,227 @@
+"""Model weights on disk: save, load and verify; obtain them from the hub or the user's disk.
+
+Every model lives in ``results/models/<name>/`` as
+
+* ``weights.pt``   — a TransformerLens state dict (loaded with ``weights_only=True``: never
+  unpickles code),
+* ``config.json``  — the ``HookedTransformerConfig`` fields (:func:`architecture.config_to_dict`),
+* ``model_info.json`` — source, the sha256 of ``weights.pt``, seed, tokenizer path, …
+
+:func:`load_model` refuses a ``weights.pt`` whose sha256 differs from the one recorded.
+We always build the ``HookedTransformer`` ourselves (never ``from_pretrained``, which contacts the
+hub even when the files are cached).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from .architecture import config_from_dict, config_to_dict, to_hooked_transformer
+from .metrics import atomic_write_text
+
+WEIGHTS_FILE, CONFIG_FILE, INFO_FILE = "weights.pt", "config.json", "model_info.json"
+
+
+class WeightsError(RuntimeError):
+    """Weights missing, corrupt, unverifiable or not matching their config."""
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    source: str  # "train" | "huggingface" | "local"
+    sha256: str
+    seed: int | None = None
+    tokenizer: str | None = None  # path of tokenizer.json, if the model has one here
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def device_from_config(device: str) -> str:
+    """``auto`` → CUDA where present, else CPU; anything else is passed through."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def save_model(
+    model_dir: str | Path,
+    cfg: HookedTransformerConfig,
+    state_dict: dict[str, Tensor],
+    info: ModelInfo,
+) -> ModelInfo:
+    """Write weights, config and info; ``info.sha256`` is set from the written file.
+
+    The weights are written to a temporary name and renamed, and ``model_info.json`` (which
+    holds the checksum) is written last, so an interrupted save never looks complete.
+    """
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / f".{WEIGHTS_FILE}.tmp"
+    torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, tmp)
+    os.replace(tmp, model_dir / WEIGHTS_FILE)
+    info.sha256 = sha256_file(model_dir / WEIGHTS_FILE)
+    atomic_write_text(model_dir / CONFIG_FILE, json.dumps(config_to_dict(cfg), indent=2) + "\n")
+    atomic_write_text(model_dir / INFO_FILE, json.dumps(info.__dict__, indent=2) + "\n")
+    return info
+
+
+def read_info(model_dir: str | Path) -> ModelInfo:
+    path = Path(model_dir) / INFO_FILE
+    if not path.exists():
+        raise WeightsError(f"{path} is missing: the model was not (completely) built")
+    return ModelInfo(**json.loads(path.read_text()))
+
+
+def read_config(model_dir: str | Path, device: str = "cpu") -> HookedTransformerConfig:
+    path = Path(model_dir) / CONFIG_FILE
+    if not path.exists():
+        raise WeightsError(f"{path} is missing")
+    return config_from_dict(json.loads(path.read_text()), device=device)
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
+    """A state dict from ``.pt``/``.pth`` (``weights_only=True``) or ``.safetensors``."""
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"weights file {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file or one that needs unpickling code
+        raise WeightsError(f"cannot load {path} as a plain state dict: {exc}") from exc
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise WeightsError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    return obj
+
+
+def load_model(model_dir: str | Path, device: str = "cpu") -> tuple[HookedTransformer, ModelInfo]:
+    """Load a model folder, verifying the weights' sha256 against ``model_info.json``."""
+    model_dir = Path(model_dir)
+    info = read_info(model_dir)
+    actual = sha256_file(model_dir / WEIGHTS_FILE)
+    if actual != info.sha256:
+        raise WeightsError(
+            f"{model_dir / WEIGHTS_FILE} has sha256 {actual}, but {INFO_FILE} records "
+            f"{info.sha256}: the file changed after it was built; delete {model_dir} and rerun"
+        )
+    device = device_from_config(device)
+    cfg = read_config(model_dir, device=device)
+    return to_hooked_transformer(cfg, load_state_dict_file(model_dir / WEIGHTS_FILE), device), info
+
+
+def load_checkpoint(
+    model_dir: str | Path, step: int, device: str = "cpu"
+) -> HookedTransformer:
+    """A training checkpoint of a trained model as a HookedTransformer."""
+    path = Path(model_dir) / "checkpoints" / f"step_{step:06d}.pt"
+    cfg = read_config(model_dir, device=device_from_config(device))
+    return to_hooked_transformer(cfg, load_state_dict_file(path), cfg.device)
+
+
+def checkpoint_steps(model_dir: str | Path) -> list[int]:
+    return sorted(int(p.stem.split("_")[1]) for p in (Path(model_dir) / "checkpoints").glob("step_*.pt"))
+
+
+# --------------------------------------------------------------------------- hub and local
+
+
+def verify_sha256(path: Path, expected: str | None, what: str) -> str:
+    """Return the file's sha256; refuse it if it differs from ``expected`` (or none is pinned)."""
+    actual = sha256_file(path)
+    if expected is None:
+        raise WeightsError(
+            f"{what}: no sha256 is pinned in the config, so the downloaded file cannot be "
+            f"verified. Its sha256 is {actual}; check it against the publisher and set "
+            f"`sha256: {actual}` in the model's config entry."
+        )
+    if actual != expected.lower():
+        raise WeightsError(
+            f"{what}: sha256 mismatch — expected {expected}, got {actual}. The file is corrupt or "
+            f"not the one the config names; it was refused."
+        )
+    return actual
+
+
+def download_from_hub(repo_id: str, filename: str, revision: str | None = None) -> Path:
+    """Fetch one file with ``huggingface_hub`` (honours ``HF_HUB_OFFLINE``, ``HF_ENDPOINT``,
+    ``HF_HOME``), with an error that names the offline alternatives."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision))
+    except Exception as exc:
+        raise WeightsError(
+            f"could not obtain {filename} from the hub repo {repo_id}: {type(exc).__name__}: {exc}\n"
+            f"Offline alternatives: pre-fill the Hugging Face cache on a machine with access "
+            f"(`huggingface-cli download {repo_id} {filename}`) and copy it here with "
+            f"HF_HUB_OFFLINE=1, or download the file yourself and use `source: local` with "
+            f"`weights: <path>` in the config."
+        ) from exc
+
+
+def build_hub_model(entry: dict[str, Any], name: str, model_dir: Path) -> ModelInfo:
+    """``source: huggingface``: download, verify, check it fits the config, save in our layout."""
+    path = download_from_hub(entry["repo_id"], entry["filename"], entry.get("revision"))
+    sha = verify_sha256(path, entry.get("sha256"), f"{entry['repo_id']}/{entry['filename']}")
+    cfg = config_from_dict(entry["config"])
+    state_dict = load_state_dict_file(path)
+    to_hooked_transformer(cfg, state_dict)  # raises a clear error if the shapes don't fit
+    tokenizer = None
+    if entry.get("tokenizer"):
+        tok = entry["tokenizer"]
+        tok_path = download_from_hub(tok["repo_id"], tok["filename"], tok.get("revision"))
+        verify_sha256(tok_path, tok.get("sha256"), f"{tok['repo_id']}/{tok['filename']}")
+        shutil.copyfile(tok_path, model_dir / "tokenizer.json")
+        tokenizer = str(model_dir / "tokenizer.json")
+    info = ModelInfo(
+        name=name, source="huggingface", sha256="", tokenizer=tokenizer,
+        extra={"repo_id": entry["repo_id"], "filename": entry["filename"], "download_sha256": sha},
+    )  # fmt: skip
+    return save_model(model_dir, cfg, state_dict, info)
+
+
+def build_local_model(entry: dict[str, Any], name: str, model_dir: Path) -> ModelInfo:
+    """``source: local``: a state-dict file and a config JSON on the user's disk."""
+    weights, config = Path(entry["weights"]), Path(entry["config"])
+    for what, path in (("weights", weights), ("config", config)):
+        if not path.exists():
+            raise WeightsError(f"model {name!r}: its `{what}` file {path} does not exist")
+    try:
+        cfg = config_from_dict(json.loads(config.read_text()))
+    except Exception as exc:
+        raise WeightsError(f"model {name!r}: {config} is not a valid model config: {exc}") from exc
+    state_dict = load_state_dict_file(weights)
+    if entry.get("sha256"):
+        verify_sha256(weights, entry["sha256"], f"model {name!r} weights {weights}")
+    try:
+        to_hooked_transformer(cfg, state_dict)
+    except ValueError as exc:
+        raise WeightsError(f"model {name!r}: {weights} does not fit {config}: {exc}") from exc
+    tokenizer = None
+    if entry.get("tokenizer"):
+        shutil.copyfile(entry["tokenizer"], model_dir / "tokenizer.json")
+        tokenizer = str(model_dir / "tokenizer.json")
+    info = ModelInfo(name=name, source="local", sha256="", tokenizer=tokenizer,
+                     extra={"weights": str(weights), "config": str(config)})  # fmt: skip
+    return save_model(model_dir, cfg, state_dict, info)

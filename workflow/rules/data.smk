@@ -1,0 +1,62 @@
+# Data: the offline corpus, the tokenizer, and each model's token sets.
+
+
+rule corpus:
+    output:
+        train="results/data/corpus/train.txt",
+        heldout="results/data/corpus/heldout.txt",
+        info="results/data/corpus/corpus.json",
+    params:
+        sources=" ".join(config["corpus"]["sources"]),
+        max_docs=(
+            f"--max-documents {config['corpus']['max_documents']}"
+            if config["corpus"]["max_documents"]
+            else ""
+        ),
+    log:
+        "results/logs/data/corpus.log",
+    benchmark:
+        "results/benchmarks/data/corpus.tsv"
+    shell:
+        f"python {script('build_corpus.py')} --sources {{params.sources}} --out-dir results/data/corpus "
+        "--package-dir results/downloads/debian "
+        "--heldout-fraction {config[corpus][heldout_fraction]} --seed {config[corpus][seed]} "
+        "{params.max_docs} > {log} 2>&1"
+
+
+rule tokenizer:
+    input:
+        train=rules.corpus.output.train,
+        heldout=rules.corpus.output.heldout,
+    output:
+        tokenizer="results/data/tokenizer.json",
+        train_stream="results/data/train_stream.npy",
+        heldout_stream="results/data/heldout_stream.npy",
+    log:
+        "results/logs/data/tokenizer.log",
+    benchmark:
+        "results/benchmarks/data/tokenizer.tsv"
+    shell:
+        f"python {script('train_tokenizer.py')} --train {{input.train}} --heldout {{input.heldout}} "
+        "--vocab-size {config[tokenizer][vocab_size]} --out {output.tokenizer} > {log} 2>&1"
+
+
+rule datasets:
+    input:
+        info="results/models/{model}/model_info.json",
+        heldout=rules.corpus.output.heldout,
+    output:
+        repeated="results/data/{model}/repeated_tokens.pt",
+        heldout="results/data/{model}/heldout_tokens.pt",
+    params:
+        rep=config["data"]["repeated_tokens"],
+        held=config["data"]["heldout"],
+        bos=lambda wc: MODELS[wc.model]["spec"].get("bos_token_id", 0),
+    log:
+        "results/logs/data/{model}/datasets.log",
+    shell:
+        f"python {script('make_datasets.py')} --model-dir results/models/{{wildcards.model}} "
+        "--heldout {input.heldout} --out-dir results/data/{wildcards.model} "
+        "--seq-len {params.rep[seq_len]} --batch {params.rep[batch]} --rep-seed {params.rep[seed]} "
+        "--n-heldout {params.held[n_sequences]} --heldout-seed {params.held[seed]} "
+        "--bos-token-id {params.bos} > {log} 2>&1"

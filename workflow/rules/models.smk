@@ -1,0 +1,53 @@
+# Models: train the default ones (one job per seed), or obtain weights from the hub / your disk.
+# Every model ends as results/models/<model>/{weights.pt, config.json, model_info.json};
+# model_info.json (with the weights' sha256) is written last and is the rule's marker output.
+
+
+def trained_arch(wc):
+    spec = TRAINED[wc.model]["spec"]
+    return {k: spec[k] for k in ("n_layers", "d_model", "n_heads", "d_head", "n_ctx")}
+
+
+rule train_model:
+    input:
+        tokenizer=rules.tokenizer.output.tokenizer,
+        stream=rules.tokenizer.output.train_stream,
+    output:
+        info="results/models/{model}/model_info.json",
+        weights="results/models/{model}/weights.pt",
+        log_jsonl="results/models/{model}/train_log.jsonl",
+    wildcard_constraints:
+        model="|".join(TRAINED) or "^$",
+    params:
+        arch=lambda wc: as_json(trained_arch(wc)),
+        training=lambda wc: as_json(plan.training_config_dict(config, TRAINED[wc.model]["family"])),
+        seed=lambda wc: TRAINED[wc.model]["seed"],
+    threads: THREADS
+    resources:
+        train_jobs=1,
+    log:
+        "results/logs/models/{model}/train.log",
+    benchmark:
+        "results/benchmarks/models/{model}/train.tsv"
+    shell:
+        f"python {script('train_model.py')} --name {{wildcards.model}} --arch {{params.arch}} "
+        "--training {params.training} --seed {params.seed} --tokenizer {input.tokenizer} "
+        "--stream {input.stream} --out-dir results/models/{wildcards.model} "
+        "--device {DEVICE} --threads {threads} > {log} 2>&1"
+
+
+rule obtain_model:
+    output:
+        info="results/models/{model}/model_info.json",
+        weights="results/models/{model}/weights.pt",
+    wildcard_constraints:
+        model="|".join(EXTERNAL) or "^$",
+    params:
+        entry=lambda wc: as_json(EXTERNAL[wc.model]["spec"]),
+    log:
+        "results/logs/models/{model}/obtain.log",
+    benchmark:
+        "results/benchmarks/models/{model}/obtain.tsv"
+    shell:
+        f"python {script('obtain_model.py')} --name {{wildcards.model}} --entry {{params.entry}} "
+        "--out-dir results/models/{wildcards.model} > {log} 2>&1"
