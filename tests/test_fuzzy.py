@@ -206,3 +206,33 @@ def test_head_table_rows(measures):
     rows = fuzzy.head_table(measures, layers=[1], n_boot=100)
     assert [r[0] for r in rows] == ["1.0", "1.1"]
     assert rows[0][6] > 0.95  # exact column of 1.0
+
+
+def test_positional_prefix_attention(measures):
+    for c in ("synonym", "exact", "unrelated"):  # same key as prefix_attention there
+        assert np.allclose(measures[c]["prefix_attention_positional"], measures[c]["prefix_attention"])
+    shuffled = measures["shuffled"]["prefix_attention_positional"][:, 1, 0].mean()
+    assert abs(shuffled - uniform_attention(N)) < 0.02  # key s+1 never matches a shuffled query
+
+
+def test_conclusion_follows_the_intervals():
+    yes, no = fuzzy.Estimate(0.2, 0.1, 0.3), fuzzy.Estimate(0.0, -0.1, 0.1)
+    both = fuzzy.conclusion("1.4", {"unrelated": yes, "shuffled": no}, yes, {"unrelated": yes}, {"unrelated": yes})
+    assert both.endswith("shows fuzzy prefix matching and shows fuzzy copying.")
+    assert "Head 1.4" in both
+    neither = fuzzy.conclusion("1.4", {"unrelated": yes, "shuffled": yes}, no, {"unrelated": yes}, {"unrelated": no})
+    assert neither.endswith("does not show fuzzy prefix matching and does not show fuzzy copying.")
+
+
+def test_record_measure_names(tmp_path):
+    from induction_heads.metrics import Metrics
+
+    m = Metrics("fuzzy_induction", "toy", tmp_path)
+    x = {"synonym": np.ones(20), "exact": np.zeros(20), "unrelated": np.zeros(20), "shuffled": np.ones(20)}
+    fuzzy.record_measure(m, "fuzzy_prefix_attention", x, "attention", diff_base="fuzzy_prefix", n_boot=50)
+    assert set(m.data["metrics"]) == {
+        "fuzzy_prefix_attention", "fuzzy_prefix_attention_exact", "fuzzy_prefix_attention_unrelated",
+        "fuzzy_prefix_attention_shuffled", "fuzzy_prefix_minus_exact", "fuzzy_prefix_minus_unrelated",
+        "fuzzy_prefix_minus_shuffled",
+    }  # fmt: skip
+    assert m.data["metrics"]["fuzzy_prefix_minus_exact"]["ci"] == [1.0, 1.0]
