@@ -1,0 +1,33 @@
+"""Evaluate every training checkpoint of one trained model. Called by rule `evaluate_checkpoints`
+(workflow/rules/dynamics.smk); the logic is `induction_heads.dynamics.evaluate_checkpoints`.
+
+    python scripts/evaluate_checkpoints.py --model-dir results/models/attn2l-s0 \
+        --data-dir results/data/attn2l-s0 --out results/models/attn2l-s0/dynamics.jsonl \
+        --icl-late 100 --icl-early 10
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from induction_heads.dynamics import evaluate_checkpoints, write_jsonl
+from induction_heads.weights import device_from_config
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--model-dir", type=Path, required=True)
+parser.add_argument("--data-dir", type=Path, required=True, help="holds repeated_tokens.pt, heldout_tokens.pt")
+parser.add_argument("--out", type=Path, required=True, help="JSON-lines file, one record per checkpoint")
+parser.add_argument("--icl-late", type=int, required=True, help="ICL score: loss at this token ...")
+parser.add_argument("--icl-early", type=int, required=True, help="... minus loss at this token")
+parser.add_argument("--max-heldout", type=int, default=None, help="use the first N held-out sequences")
+parser.add_argument("--batch-size", type=int, default=64)
+parser.add_argument("--device", default="auto")
+parser.add_argument("--threads", type=int, default=1)
+args = parser.parse_args()
+torch.set_num_threads(args.threads)
+records = evaluate_checkpoints(
+    args.model_dir, args.data_dir, args.icl_late, args.icl_early,
+    device=device_from_config(args.device), max_heldout=args.max_heldout, batch_size=args.batch_size,
+)  # fmt: skip
+print("wrote", write_jsonl(records, args.out), f"({len(records)} checkpoints)")
