@@ -345,14 +345,17 @@ def aggregate(runs: Sequence[Sequence[dict]], key: str, band: str = "minmax") ->
     if not common:
         raise ValueError(f"the runs share no checkpoint step; cannot aggregate {key!r}")
     table = np.array([[_value_at(run, s, key) for s in common] for run in runs])  # [seed step]
-    mean = np.nanmean(table, axis=0) if np.isfinite(table).any() else np.full(len(common), np.nan)
+    if band not in ("minmax", "std"):
+        raise ValueError(f"band must be 'minmax' or 'std', got {band!r}")
+    if not np.isfinite(table).any():  # e.g. K-composition of a 1-layer model: not defined
+        nan = np.full(len(common), np.nan)
+        return Band(np.array(common, dtype=float), nan, nan, nan, len(runs))
+    mean = np.nanmean(table, axis=0)
     if band == "minmax":
         lo, hi = np.nanmin(table, axis=0), np.nanmax(table, axis=0)
     elif band == "std":
         sd = np.nanstd(table, axis=0)
         lo, hi = mean - sd, mean + sd
-    else:
-        raise ValueError(f"band must be 'minmax' or 'std', got {band!r}")
     return Band(np.array(common, dtype=float), mean, lo, hi, len(runs))
 
 
@@ -372,3 +375,72 @@ def best_score_max(runs: Sequence[Sequence[dict]], key: str = "best_induction_sc
     """The largest value of ``key`` over every seed and checkpoint (e.g. of the 1L control)."""
     return float(max(r[key] for run in runs for r in run))
 
+
+
+# --------------------------------------------------------------------------------------------
+# The phase-change figure (Olsson et al. 2022, fig. "phase change")
+
+# (record key, panel title) in the order the panels are stacked.
+PANELS: tuple[tuple[str, str], ...] = (
+    ("heldout_loss", "held-out loss\n(nats)"),
+    ("icl_score", "ICL score\n(nats)"),
+    ("best_induction_score", "best induction\nscore"),
+    ("best_prev_token_score", "best prev-token\nscore"),
+    ("traced_ov_top1", "OV top-1 of final\ninduction head"),
+    ("kcomp_score", "K-composition of\nfinal heads"),
+)
+
+
+def _draw_column(axes, runs, windows, title, color, band, threshold_key, threshold, ylabels=True):
+    """One column of stacked panels: per-seed lines, the mean with its band, shaded windows."""
+    from .plots import PALETTE, line_with_band
+
+    for ax, (key, label) in zip(axes, PANELS):
+        for k, run in enumerate(runs):
+            steps, values = curve(run, key)
+            ax.plot(steps, values, lw=0.7, alpha=0.5, color=PALETTE[k % len(PALETTE)] if color is None else color)
+        agg = aggregate(runs, key, band)
+        if np.isfinite(agg.mean).any():
+            line_with_band(ax, agg.steps, agg.mean, agg.lo, agg.hi, color="black" if color is None else color,
+                           label=f"mean, {band} over {agg.n} seeds")  # fmt: skip
+        else:
+            ax.text(0.5, 0.5, "n/a (needs 2 layers)", transform=ax.transAxes, ha="center", color="grey")
+        for k, window in enumerate(windows):
+            if window is not None:
+                shade = PALETTE[k % len(PALETTE)]
+                ax.axvspan(window.start, window.end, color=shade, alpha=0.12, lw=0)
+                ax.axvline(window.step, color=shade, lw=0.8, ls="--")
+        if key == threshold_key:
+            ax.axhline(threshold, color="grey", lw=0.8, ls=":")
+        if ylabels:
+            ax.set_ylabel(label, fontsize=8)
+    axes[0].set_title(title)
+    axes[-1].set_xlabel("training step")
+
+
+def phase_change_figure(
+    runs: Sequence[Sequence[dict]],
+    windows: Sequence[FormationWindow | None],
+    title: str,
+    control_runs: Sequence[Sequence[dict]] = (),
+    control_title: str = "control",
+    band: str = "minmax",
+    threshold_key: str = "best_induction_score",
+    threshold: float = 0.3,
+):
+    """Metrics stacked on one step axis, each seed's formation window shaded (its own colour,
+    dashed line at the formation step), the mean and band across seeds in black; the control
+    family's runs in a second column, in grey, with rows sharing their y axis."""
+    import matplotlib.pyplot as plt
+
+    n_cols = 2 if control_runs else 1
+    fig, axes = plt.subplots(len(PANELS), n_cols, figsize=(4.2 * n_cols + 1, 1.55 * len(PANELS) + 1),
+                             sharex="col", sharey="row", squeeze=False)  # fmt: skip
+    _draw_column(axes[:, 0], runs, windows, title, None, band, threshold_key, threshold)
+    if control_runs:
+        control_windows = [None] * len(control_runs)  # the control's curves get no shading
+        _draw_column(axes[:, 1], control_runs, control_windows, control_title, "grey", band,
+                     threshold_key, threshold, ylabels=False)  # fmt: skip
+    axes[0, 0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
