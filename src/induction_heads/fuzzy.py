@@ -387,8 +387,8 @@ def verdict(diff: Estimate, what: str, control: str, unit: str = "") -> str:
     else:
         word = "is indistinguishable from"
     return (
-        f"{what} {word} the {control} control: difference {diff.mean:+.3f}{unit} "
-        f"(95% CI {diff.lo:+.3f} to {diff.hi:+.3f})."
+        f"{what} {word} the {control} control: difference {diff.mean:+.3g}{unit} "
+        f"(95% CI {diff.lo:+.3g} to {diff.hi:+.3g})."
     )
 
 
@@ -404,16 +404,18 @@ def plot_attention_stripes(patterns: dict[str, Tensor], head: str, n: int):
     from .plots import SEQUENTIAL
 
     fig, axes = plt.subplots(1, len(patterns), figsize=(3.2 * len(patterns), 3.4), sharey=True)
+    axes = np.atleast_1d(axes)
     vmax = max(float(p.max()) for p in patterns.values())
-    for ax, (cond, pat) in zip(np.atleast_1d(axes), patterns.items()):
-        sns.heatmap(pat.numpy(), ax=ax, cmap=SEQUENTIAL, vmin=0, vmax=vmax, square=True,
-                    cbar=ax is np.atleast_1d(axes)[-1], xticklabels=False, yticklabels=False)  # fmt: skip
-        q = np.arange(n + 1, 2 * n + 1)
+    for ax, (cond, pat) in zip(axes, patterns.items()):
+        sns.heatmap(pat.numpy(), ax=ax, cmap=SEQUENTIAL, vmin=0, vmax=vmax, square=True, cbar=False,
+                    xticklabels=False, yticklabels=False)  # fmt: skip
+        q = np.arange(n + 1, 2 * n)  # queries w*_1 … w*_(n-1); key q - n + 1 holds w_(i+1)
         ax.plot(q - n + 1 + 0.5, q + 0.5, ls="--", lw=0.8, color="tab:blue")
         ax.axhline(n + 0.5, color="grey", lw=0.6)
         ax.set_title(cond)
         ax.set_xlabel("key position")
-    np.atleast_1d(axes)[0].set_ylabel("query position")
+    fig.colorbar(axes[0].collections[0], ax=list(axes), shrink=0.8, label="attention")
+    axes[0].set_ylabel("query position")
     fig.suptitle(f"head {head}: mean attention pattern", y=1.02)
     return fig
 
