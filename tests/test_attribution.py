@@ -85,6 +85,9 @@ def test_planted_induction_head_carries_the_second_repeat():
     label = "{}.{}".format(*circuit.induction_head)
     assert attr.max_abs_error() < 1e-3
     assert attr.share([label], second) > 0.95
+    assert attr.top_head(second) == label
+    torch.testing.assert_close(attr.carried_by([label, "0.1"]),
+                               attr.heads[..., 1, 0] + attr.heads[..., 0, 1])
     means_second, means_first = attr.head_means(second), attr.head_means(first)
     assert means_second[circuit.induction_head] > 15.0  # unembed_scale 20 × attention ≈ 1
     assert abs(float(means_first[circuit.induction_head])) < 1.0  # nothing to copy yet
@@ -108,6 +111,7 @@ def test_share_needs_heads_and_models_must_be_attention_only():
     attr = attribution.logit_attribution(model, random_tokens(30, 1, 5))
     with pytest.raises(ValueError, match="at least one head"):
         attr.share([], torch.arange(2))
+    assert attr.top_head(torch.arange(4)) in {"0.0", "0.1", "0.2"}
     cfg = attn_only_config(n_layers=1, d_model=8, n_heads=2, d_head=4, n_ctx=8, d_vocab=10)
     cfg.positional_embedding_type = "standard"
     with pytest.raises(ValueError, match="shortformer"):

@@ -30,7 +30,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from .plots import parse_head_label
+from .plots import head_label, parse_head_label
 
 
 def check_attn_only(model: HookedTransformer) -> None:
@@ -95,13 +95,22 @@ class LogitAttribution:
             "heads": float(self.heads[:, positions].sum(dim=(-2, -1)).mean()),
         }
 
+    def carried_by(self, labels: Sequence[str]) -> Float[Tensor, "batch pos"]:
+        """The summed part of the heads ``labels`` ("L.H") at every position."""
+        if not labels:
+            raise ValueError("carried_by needs at least one head label")
+        return sum(self.heads[..., layer, head] for layer, head in map(parse_head_label, labels))
+
     def share(self, labels: Sequence[str], positions: Int[Tensor, "n"]) -> float:
         """Fraction of the mean correct logit over ``positions`` carried by the heads ``labels``."""
-        if not labels:
-            raise ValueError("share needs at least one head label")
-        heads = self.heads[:, positions]
-        carried = sum(heads[..., layer, head] for layer, head in map(parse_head_label, labels))
+        carried = self.carried_by(labels)[:, positions]
         return float(carried.mean() / self.logits[:, positions].mean())
+
+    def top_head(self, positions: Int[Tensor, "n"]) -> str:
+        """Label of the head with the largest mean part over ``positions``."""
+        means = self.head_means(positions)
+        index = int(means.flatten().argmax())
+        return head_label(index // means.shape[1], index % means.shape[1])
 
 
 def _unembed_columns(
