@@ -1,0 +1,333 @@
+"""The replication scorecard: the papers' claims, checked on this run's metrics.
+
+Each claim is one :class:`Criterion` in :data:`CRITERIA` (adding a claim is adding an entry): a
+function of a :class:`Lookup` that returns whether the claim holds and the values it looked at.
+A metric that is absent (the analysis was not run, or the model of that role is not in the run)
+makes the claim "not run" — never a silent PASS.
+
+:data:`ARENA_REFERENCES` does the same for the numbers ARENA publishes for its
+``attn_only_2L_half`` model, with a tolerance.
+
+Metric names read here are the contract with the analyses (see CONTRIBUTING.md):
+``head_scores``: ``loss_first_repeat``, ``loss_second_repeat``, ``best_prev_token_score``,
+``best_prev_token_head``, ``best_induction_score``, ``best_induction_head``, ``n_layers`` (optional;
+else the params' ``n_layers``, else 2), ``induction_scores`` / ``prev_token_scores`` (optional
+layer × head lists, for per-head references), ``induction_heads``, ``prev_token_heads``;
+``ablation``: ``induction_score_before_prev_ablation``, ``induction_score_after_prev_ablation``,
+``top_ablation_heads``; ``ov_circuit``: ``ov_top1_best_induction_head``, ``ov_chance_top1``,
+``ov_top1_effective``; ``composition_scores``: ``k_composition_z_best_pair``; ``qk_circuit``:
+``prev_token_positional_subdiagonal``; ``fuzzy_induction``: ``fuzzy_prefix_minus_shuffled``;
+``training_dynamics``: ``formation_fraction``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .collect import Run
+from .numbers import format_number, format_value
+
+PASS, FAIL, NOT_RUN = "PASS", "FAIL", "not run"
+
+
+class Missing(Exception):
+    """A metric the check needs is not in the run."""
+
+
+@dataclass
+class Lookup:
+    """Reads metrics of the subject model (a 2L model) and of the control, for one check."""
+
+    run: Run
+    subject: str | None
+    control: str | None = None
+
+    def entry(self, analysis: str, metric: str, *, of: str = "subject") -> dict[str, Any]:
+        model = self.subject if of == "subject" else self.control
+        result = self.run.get(model, analysis)
+        if result is None or metric not in result.metrics:
+            who = model or f"(no {of} model)"
+            raise Missing(f"{who}: {analysis}/{metric}")
+        return result.metrics[metric]
+
+    def value(self, analysis: str, metric: str, *, of: str = "subject") -> Any:
+        value = self.entry(analysis, metric, of=of).get("value")
+        if value is None:
+            raise Missing(f"{analysis}/{metric} is null")
+        return value
+
+    def ci(self, analysis: str, metric: str, *, of: str = "subject") -> list[float] | None:
+        return self.entry(analysis, metric, of=of).get("ci")
+
+    def n_layers(self) -> int:
+        """The subject's layer count: a head_scores metric, else its params, else 2 (a 2L model)."""
+        try:
+            return int(self.value("head_scores", "n_layers"))
+        except Missing:
+            result = self.run.get(self.subject, "head_scores")
+            params = result.data.get("params", {}) if result else {}
+            return int(params.get("n_layers", 2))
+
+    def head_score(self, kind: str, label: str) -> float:
+        """One head's score from the layer × head list ``<kind>_scores`` of head_scores."""
+        matrix = self.value("head_scores", f"{kind}_scores")
+        layer, head = (int(x) for x in label.split("."))
+        try:
+            return float(matrix[layer][head])
+        except (IndexError, TypeError):
+            raise Missing(f"head_scores/{kind}_scores has no head {label}") from None
+
+
+def layer_of(label: str) -> int:
+    return int(str(label).split(".")[0])
+
+
+@dataclass
+class Outcome:
+    status: str  # PASS, FAIL or "not run"
+    observed: str  # the values the check looked at, as text
+
+
+@dataclass
+class Criterion:
+    """A claim, the rule that checks it, and whose metrics it reads."""
+
+    id: str
+    claim: str
+    criterion: str
+    source: str
+    check: Callable[[Lookup], tuple[bool, str]]
+    needs_control: bool = False
+    exploratory: bool = False
+
+    def evaluate(self, lookup: Lookup) -> Outcome:
+        try:
+            ok, observed = self.check(lookup)
+        except Missing as err:
+            return Outcome(NOT_RUN, f"missing {err}")
+        return Outcome(PASS if ok else FAIL, observed)
+
+
+f = format_number  # short alias: observed strings are built from many numbers
+
+
+def _icl_copying(lk: Lookup) -> tuple[bool, str]:
+    first = lk.value("head_scores", "loss_first_repeat")
+    second = lk.value("head_scores", "loss_second_repeat")
+    return second <= 0.5 * first, f"2nd {f(second)} vs 1st {f(first)} nats (ratio {f(second / first)})"
+
+
+def _prev_token_layer0(lk: Lookup) -> tuple[bool, str]:
+    score = lk.value("head_scores", "best_prev_token_score")
+    head = lk.value("head_scores", "best_prev_token_head")
+    return score >= 0.5 and layer_of(head) == 0, f"head {head}: {f(score)}"
+
+
+def _induction_last_layer(lk: Lookup) -> tuple[bool, str]:
+    score = lk.value("head_scores", "best_induction_score")
+    head = lk.value("head_scores", "best_induction_head")
+    last = lk.n_layers() - 1
+    ok = score >= 0.5 and layer_of(head) == last
+    return ok, f"head {head}: {f(score)} (last layer = {last})"
+
+
+def _none_in_control(lk: Lookup) -> tuple[bool, str]:
+    score = lk.value("head_scores", "best_induction_score", of="control")
+    first = lk.value("head_scores", "loss_first_repeat", of="control")
+    second = lk.value("head_scores", "loss_second_repeat", of="control")
+    ok = score < 0.1 and second >= 0.9 * first
+    return ok, f"{lk.control}: best {f(score)}; loss 2nd/1st {f(second / first)}"
+
+
+def _ablation_removes(lk: Lookup) -> tuple[bool, str]:
+    before = lk.value("ablation", "induction_score_before_prev_ablation")
+    after = lk.value("ablation", "induction_score_after_prev_ablation")
+    return after <= 0.25 * before, f"{f(before)} → {f(after)}"
+
+
+def _ov_copies(lk: Lookup) -> tuple[bool, str]:
+    top1 = lk.value("ov_circuit", "ov_top1_best_induction_head")
+    chance = lk.value("ov_circuit", "ov_chance_top1")
+    try:
+        effective = f"; effective {f(lk.value('ov_circuit', 'ov_top1_effective'))}"
+    except Missing:
+        effective = ""
+    return top1 >= 10 * chance, f"top-1 {f(top1)} vs chance {f(chance)}{effective}"
+
+
+def _k_composition(lk: Lookup) -> tuple[bool, str]:
+    z = lk.value("composition_scores", "k_composition_z_best_pair")
+    return z >= 3, f"z = {f(z)}"
+
+
+def _positional_qk(lk: Lookup) -> tuple[bool, str]:
+    sub = lk.value("qk_circuit", "prev_token_positional_subdiagonal")
+    return sub >= 0.5, f"sub-diagonal {f(sub)}"
+
+
+def _fuzzy(lk: Lookup) -> tuple[bool, str]:
+    value = lk.value("fuzzy_induction", "fuzzy_prefix_minus_shuffled")
+    ci = lk.ci("fuzzy_induction", "fuzzy_prefix_minus_shuffled")
+    if not ci:
+        return False, f"{f(value)} (no interval recorded)"
+    return ci[0] > 0, f"{f(value)} [{f(ci[0])}, {f(ci[1])}]"
+
+
+def _formation(lk: Lookup) -> tuple[bool, str]:
+    frac = lk.value("training_dynamics", "formation_fraction")
+    return frac >= 1.0, f"{f(frac)} of seeds"
+
+
+ELHAGE, OLSSON, ARENA = "Elhage et al. 2021", "Olsson et al. 2022", "ARENA"
+
+CRITERIA: list[Criterion] = [
+    Criterion("icl_copying", "In-context copying: a repeated random sequence is predicted far "
+              "better the second time", "head_scores loss_second_repeat ≤ 0.5 × loss_first_repeat",
+              OLSSON, _icl_copying),
+    Criterion("prev_token_head", "A previous-token head in layer 0",
+              "best_prev_token_score ≥ 0.5 and best_prev_token_head in layer 0", ELHAGE,
+              _prev_token_layer0),
+    Criterion("induction_last_layer", "Induction heads in the last layer of the 2-layer model",
+              "best_induction_score ≥ 0.5 and best_induction_head in the last layer", ELHAGE,
+              _induction_last_layer),
+    Criterion("none_in_control", "No induction heads in the 1-layer control",
+              "control best_induction_score < 0.1 and loss_second_repeat ≥ 0.9 × loss_first_repeat",
+              ELHAGE, _none_in_control, needs_control=True),
+    Criterion("ablation_removes", "Ablating the previous-token head removes induction",
+              "induction_score_after_prev_ablation ≤ 0.25 × induction_score_before_prev_ablation",
+              ELHAGE, _ablation_removes),
+    Criterion("ov_copies", "The induction head's OV circuit copies tokens",
+              "ov_top1_best_induction_head ≥ 10 × ov_chance_top1", ARENA, _ov_copies),
+    Criterion("k_composition", "K-composition of previous-token and induction heads is above "
+              "the random baseline", "k_composition_z_best_pair ≥ 3", ELHAGE, _k_composition),
+    Criterion("positional_qk", "The previous-token pattern comes from the positional QK circuit",
+              "prev_token_positional_subdiagonal ≥ 0.5", ARENA, _positional_qk),
+    Criterion("fuzzy", "Fuzzy (synonym) prefix matching", "fuzzy_prefix_minus_shuffled: "
+              "interval's lower bound > 0", OLSSON, _fuzzy, exploratory=True),
+    Criterion("formation", "Induction heads form during training in every seed",
+              "training_dynamics formation_fraction = 1", OLSSON, _formation),
+]
+
+
+@dataclass
+class ScoreRow:
+    criterion: Criterion
+    model: str | None
+    outcome: Outcome
+
+
+def evaluate(run: Run, criteria: list[Criterion] | None = None) -> list[ScoreRow]:
+    """Every criterion on the first main model (and the first control)."""
+    mains, controls = run.models_with_role("main"), run.models_with_role("control")
+    lookup = Lookup(run, mains[0] if mains else None, controls[0] if controls else None)
+    rows = []
+    for c in criteria if criteria is not None else CRITERIA:
+        model = lookup.control if c.needs_control else lookup.subject
+        rows.append(ScoreRow(c, model, c.evaluate(lookup)))
+    return rows
+
+
+def evaluate_others(run: Run, criteria: list[Criterion] | None = None) -> list[ScoreRow]:
+    """The 2L-model criteria on every model that is neither the first main nor a control."""
+    mains = run.models_with_role("main")
+    others = [m for m in run.models() if run.role(m) != "control" and m not in mains[:1]]
+    rows = []
+    for model in others:
+        lookup = Lookup(run, model)
+        for c in criteria if criteria is not None else CRITERIA:
+            if c.needs_control or c.id == "formation":
+                continue  # these are claims about the main run, not about any 2L model
+            outcome = c.evaluate(lookup)
+            if outcome.status != NOT_RUN:
+                rows.append(ScoreRow(c, model, outcome))
+    return rows
+
+
+# ---------------------------------------------------------------- ARENA's published numbers
+
+
+@dataclass
+class Reference:
+    """A number ARENA publishes for ``attn_only_2L_half`` and how close ours must be."""
+
+    id: str
+    quantity: str
+    published: str
+    tolerance: str
+    check: Callable[[Lookup], tuple[bool, str]]
+
+    def evaluate(self, lookup: Lookup) -> Outcome:
+        try:
+            ok, observed = self.check(lookup)
+        except Missing as err:
+            return Outcome(NOT_RUN, f"missing {err}")
+        return Outcome(PASS if ok else FAIL, observed)
+
+
+def _above(kind: str, label: str, threshold: float) -> Callable[[Lookup], tuple[bool, str]]:
+    def check(lk: Lookup) -> tuple[bool, str]:
+        score = lk.head_score(kind, label)
+        return score > threshold, f(score)
+
+    return check
+
+
+def _near(analysis: str, metric: str, target: float, tol: float, head_metric: str | None = None,
+          head: str | None = None) -> Callable[[Lookup], tuple[bool, str]]:
+    """``|ours − target| ≤ tol``; if ``head_metric`` is given, ours must be about ``head``."""
+
+    def check(lk: Lookup) -> tuple[bool, str]:
+        if head_metric is not None:
+            ours_head = lk.value("head_scores", head_metric)
+            if str(ours_head) != head:
+                return False, f"our best head is {ours_head}, not {head}"
+        value = lk.value(analysis, metric)
+        return abs(value - target) <= tol, f(value)
+
+    return check
+
+
+def _prev_head_is(label: str) -> Callable[[Lookup], tuple[bool, str]]:
+    def check(lk: Lookup) -> tuple[bool, str]:
+        head = lk.value("head_scores", "best_prev_token_head")
+        score = lk.value("head_scores", "best_prev_token_score")
+        return str(head) == label, f"head {head}: {f(score)}"
+
+    return check
+
+
+def _top_ablation(expected: set[str]) -> Callable[[Lookup], tuple[bool, str]]:
+    def check(lk: Lookup) -> tuple[bool, str]:
+        top = [str(h) for h in lk.value("ablation", "top_ablation_heads")][: len(expected)]
+        return set(top) == expected, format_value(top)
+
+    return check
+
+
+ARENA_REFERENCES: list[Reference] = [
+    Reference("ind_1_4", "Induction score of head 1.4", "> 0.6", "above 0.6",
+              _above("induction", "1.4", 0.6)),
+    Reference("ind_1_10", "Induction score of head 1.10", "> 0.6", "above 0.6",
+              _above("induction", "1.10", 0.6)),
+    Reference("prev_0_7", "Previous-token head", "0.7", "same head", _prev_head_is("0.7")),
+    Reference("ov_1_4", "OV top-1 accuracy of 1.4", "0.308", "± 0.03",
+              _near("ov_circuit", "ov_top1_best_induction_head", 0.308, 0.03,
+                    head_metric="best_induction_head", head="1.4")),
+    Reference("ov_effective", "OV top-1 accuracy of 1.4 + 1.10", "0.956", "± 0.03",
+              _near("ov_circuit", "ov_top1_effective", 0.956, 0.03)),
+    Reference("qk_0_7", "Positional QK sub-diagonal of 0.7", "0.998", "± 0.01",
+              _near("qk_circuit", "prev_token_positional_subdiagonal", 0.998, 0.01)),
+    Reference("ablation_top", "Heads that matter most when ablated", "0.7, 1.4, 1.10",
+              "same three heads", _top_ablation({"0.7", "1.4", "1.10"})),
+]
+
+
+def arena_models(run: Run) -> list[str]:
+    return [m for m in run.models() if run.role(m) == "arena"]
+
+
+def evaluate_references(run: Run, model: str) -> list[tuple[Reference, Outcome]]:
+    lookup = Lookup(run, model)
+    return [(ref, ref.evaluate(lookup)) for ref in ARENA_REFERENCES]

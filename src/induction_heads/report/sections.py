@@ -1,0 +1,248 @@
+"""What each section of the report shows: the analyses' metrics, sentences, figures and tables,
+grouped by ``report/captions.yaml`` and laid out so each model's result sits beside the others'."""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .collect import Run
+from .figures import FigureFile, inline_svg
+from .numbers import format_metric, format_value
+
+KINDS = ("metrics", "figures", "tables", "text")
+
+
+@dataclass
+class Counter:
+    """Figure and table numbers, in reading order."""
+
+    figure: int = 0
+    table: int = 0
+
+    def next_figure(self) -> int:
+        self.figure += 1
+        return self.figure
+
+    def next_table(self) -> int:
+        self.table += 1
+        return self.table
+
+
+TEXT_WIDTH_PT = 490  # A4 minus the margins; figures are never drawn larger than natural size
+
+
+@dataclass
+class Panel:
+    label: str
+    markup: str  # inline SVG, or an <img> with a data: URI
+    caption: str | None  # set only when it differs from the figure's caption
+    width: float = 100.0  # percent of the text width
+
+
+def panel_widths(natural_pt: list[float]) -> list[float]:
+    """Widths (percent) of panels laid side by side: an equal share of the line (two per line
+    from four panels up), and no panel wider than its natural size.
+
+    Inline-blocks with explicit widths, because WeasyPrint sizes SVG in flex boxes by its
+    unscaled height."""
+    n = len(natural_pt)
+    share = 98.0 if n == 1 else (31.0 if n == 3 else 47.5)
+    return [round(min(share, 100 * w / TEXT_WIDTH_PT), 1) for w in natural_pt]
+
+
+@dataclass
+class FigureBlock:
+    number: int
+    caption: str
+    panels: list[Panel]
+    files: str  # where the standalone files are, for the reader who wants them
+
+
+@dataclass
+class TableBlock:
+    number: int
+    caption: str
+    columns: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class MetricRow:
+    name: str
+    description: str
+    cells: list[str]
+
+
+@dataclass
+class AnalysisBlock:
+    analysis: str
+    title: str
+    sentences: list[tuple[str, str]] = field(default_factory=list)
+    metric_models: list[str] = field(default_factory=list)
+    metric_rows: list[MetricRow] = field(default_factory=list)
+    metric_table_number: int | None = None
+    figures: list[FigureBlock] = field(default_factory=list)
+    tables: list[TableBlock] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.sentences or self.metric_rows or self.figures or self.tables)
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    intro: str
+    blocks: list[AnalysisBlock]
+    interactive: bool = False
+
+
+def names_of(run: Run, analysis: str, kind: str) -> list[str]:
+    """Names of one kind (metrics, figures, …) of an analysis, over all models, in first-seen
+    order (the order the notebook recorded them in)."""
+    seen: dict[str, None] = {}
+    for model in run.models():
+        result = run.get(model, analysis)
+        if result is not None:
+            seen.update(dict.fromkeys(result.data.get(kind) or {}))
+    return list(seen)
+
+
+def claim(names: list[str], match: list[str] | None, taken: set[str]) -> list[str]:
+    """The names this section shows: those matching a glob (all, if ``match`` is None) that no
+    earlier section took; marks them taken."""
+    out = [n for n in names if n not in taken
+           and (match is None or any(fnmatch.fnmatch(n, g) for g in match))]
+    taken.update(out)
+    return out
+
+
+def natural_width_pt(fig: FigureFile) -> float:
+    """The width the figure was drawn at (points): from the SVG, else the 150-dpi PNG."""
+    if "svg" in fig.files:
+        head = fig.files["svg"].read_text()[:4000]
+        match = re.search(r'<svg[^>]*\swidth="([\d.]+)(pt|px)?"', head)
+        if match:
+            return float(match.group(1)) * (0.75 if match.group(2) == "px" else 1.0)
+    if "png" in fig.files:
+        data = fig.files["png"].read_bytes()[16:24]  # IHDR width, height
+        return int.from_bytes(data[:4], "big") / 150 * 72
+    return TEXT_WIDTH_PT
+
+
+def figure_markup(fig: FigureFile, prefix: str) -> str:
+    if "svg" in fig.files:
+        return inline_svg(fig.files["svg"], prefix)
+    if "png" in fig.files:
+        data = base64.b64encode(fig.files["png"].read_bytes()).decode()
+        return f'<img alt="{fig.name}" src="data:image/png;base64,{data}">'
+    return '<p class="missing">(figure file missing)</p>'
+
+
+def files_pattern(figs: list[FigureFile]) -> str:
+    """Where the standalone files are: ``figures/<model>__<analysis>__<name>.{svg,png,pdf}``,
+    with ``*`` for the model when there are several."""
+    if not figs:
+        return ""
+    model = figs[0].model if len(figs) == 1 else "*"
+    exts = ",".join(ext for ext in ("svg", "png", "pdf") if ext in figs[0].files)
+    return f"figures/{model}__{figs[0].analysis}__{figs[0].name}.{{{exts}}}"
+
+
+class SectionBuilder:
+    """Builds the sections in order, numbering figures and tables as it goes."""
+
+    def __init__(self, run: Run, captions: dict[str, Any], figures: list[FigureFile],
+                 counter: Counter):
+        self.run, self.captions, self.counter = run, captions, counter
+        self.figures = {(f.model, f.analysis, f.name): f for f in figures}
+        self.taken: dict[tuple[str, str], set[str]] = {}
+
+    def title_of(self, analysis: str) -> str:
+        titles = self.captions.get("analysis_titles") or {}
+        return titles.get(analysis, analysis.replace("_", " ").capitalize())
+
+    def build(self) -> list[Section]:
+        specs = list(self.captions.get("sections") or [])
+        listed = {a for s in specs for a in s["analyses"]}
+        for analysis in self.run.analyses():
+            if analysis not in listed:  # an analysis the captions don't know yet still shows
+                specs.append({"id": analysis, "title": self.title_of(analysis),
+                              "analyses": [analysis], "intro": ""})
+        sections = [self.section(spec) for spec in specs]
+        return [s for s in sections if s.blocks or s.interactive]
+
+    def section(self, spec: dict[str, Any]) -> Section:
+        blocks = [self.block(a, spec.get("match")) for a in spec["analyses"]]
+        blocks = [b for b in blocks if not b.empty()]
+        has_viewer = bool(spec.get("interactive")) and any(
+            self.run.get(m, spec["analyses"][0]) for m in self.run.models())
+        return Section(spec["id"], spec["title"], (spec.get("intro") or "").strip(), blocks,
+                       interactive=has_viewer)
+
+    def block(self, analysis: str, match: list[str] | None) -> AnalysisBlock:
+        def pick(kind: str) -> list[str]:
+            taken = self.taken.setdefault((analysis, kind), set())
+            return claim(names_of(self.run, analysis, kind), match, taken)
+
+        block = AnalysisBlock(analysis, self.title_of(analysis))
+        models = [m for m in self.run.models() if self.run.get(m, analysis)]
+        block.sentences = self.sentences(analysis, models, pick("text"))
+        self.metric_table(block, analysis, models, pick("metrics"))
+        block.figures = [self.figure(analysis, models, n) for n in pick("figures")]
+        block.tables = [t for n in pick("tables") for t in self.tables(analysis, models, n)]
+        return block
+
+    def sentences(self, analysis: str, models: list[str], names: list[str]):
+        out = []
+        for name in names:
+            for model in models:
+                sentence = self.run.get(model, analysis).text.get(name)
+                if sentence:
+                    out.append((self.run.label(model), sentence))
+        return out
+
+    def metric_table(self, block: AnalysisBlock, analysis: str, models: list[str],
+                     names: list[str]) -> None:
+        """One row per metric, one column per model: the control beside the main model."""
+        if not names:
+            return
+        block.metric_models = [self.run.label(m) for m in models]
+        for name in names:
+            entries = [self.run.get(m, analysis).metrics.get(name) for m in models]
+            description = next((e.get("description", "") for e in entries if e), "")
+            block.metric_rows.append(MetricRow(name, description,
+                                               [format_metric(e) for e in entries]))
+        block.metric_table_number = self.counter.next_table()
+
+    def figure(self, analysis: str, models: list[str], name: str) -> FigureBlock:
+        """One numbered figure; a panel per model that drew it, side by side."""
+        number = self.counter.next_figure()
+        extra = (self.captions.get("figure_captions") or {}).get(f"{analysis}/{name}", "")
+        figs = [self.figures[(m, analysis, name)] for m in models
+                if (m, analysis, name) in self.figures]
+        caption = next((f.caption for f in figs if f.caption), "")
+        caption = " ".join(c for c in (caption, extra) if c) or name.replace("_", " ")
+        widths = panel_widths([natural_width_pt(f) for f in figs])
+        panels = [
+            Panel(self.run.label(f.model), figure_markup(f, f"f{number}-{i}"),
+                  f.caption if f.caption and f.caption != figs[0].caption else None, width)
+            for i, (f, width) in enumerate(zip(figs, widths))
+        ]
+        return FigureBlock(number, caption, panels, files_pattern(figs))
+
+    def tables(self, analysis: str, models: list[str], name: str) -> list[TableBlock]:
+        out = []
+        for model in models:
+            table = self.run.get(model, analysis).tables.get(name)
+            if not table:
+                continue
+            rows = [[format_value(c) for c in row] for row in table.get("rows", [])]
+            caption = f"{table.get('caption', name)} — {self.run.label(model)}"
+            out.append(TableBlock(self.counter.next_table(), caption,
+                                  [str(c) for c in table.get("columns", [])], rows))
+        return out
