@@ -19,7 +19,7 @@ rule corpus:
         "results/benchmarks/data/corpus.tsv"
     shell:
         f"python {script('build_corpus.py')} --sources {{params.sources}} --out-dir results/data/corpus "
-        "--package-dir results/downloads/debian "
+        "--package-dir {config[downloads_dir]}/debian "
         "--heldout-fraction {config[corpus][heldout_fraction]} --seed {config[corpus][seed]} "
         "{params.max_docs} > {log} 2>&1"
 
