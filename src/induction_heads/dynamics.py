@@ -106,11 +106,13 @@ def select_traced_heads(
 
 
 def kcomp_score(model: HookedTransformer, heads: TracedHeads) -> float | None:
-    """Elhage K-composition score between the traced previous-token and induction heads."""
+    """Elhage K-composition score between the traced previous-token and induction heads;
+    ``None`` when undefined (heads in one layer, or a zero weight matrix: 0/0)."""
     if not heads.composes:
         return None
     (lp, hp), (li, hi) = parse_head_label(heads.prev_token), parse_head_label(heads.induction)
-    return float(composition_scores(model)["K"][lp, hp, li, hi])
+    score = float(composition_scores(model)["K"][lp, hp, li, hi])
+    return score if np.isfinite(score) else None
 
 
 @torch.no_grad()
