@@ -203,25 +203,27 @@ def download_from_hub(repo_id: str, filename: str, revision: str | None = None) 
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
     try:
-        return Path(
-            hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, local_files_only=True)
+        cached = hf_hub_download(
+            repo_id=repo_id, filename=filename, revision=revision, local_files_only=True
         )
+        return Path(cached)
     except LocalEntryNotFoundError:
         pass
     except Exception as exc:  # e.g. a malformed repo id: no point going online
         raise _hub_error(repo_id, filename, f"{type(exc).__name__}: {exc}") from exc
     if constants.is_offline_mode():
         raise _hub_error(
-            repo_id, filename,
-            f"it is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE is set",
-        )  # fmt: skip
+            repo_id,
+            filename,
+            f"it is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) "
+            "and HF_HUB_OFFLINE is set",
+        )
     url = hf_hub_url(repo_id, filename, revision=revision)
     try:
         get_hf_file_metadata(url, timeout=constants.HF_HUB_ETAG_TIMEOUT, retry_on_errors=False)
     except (httpx2.TransportError, OfflineModeIsEnabled) as exc:
-        raise _hub_error(
-            repo_id, filename, f"the hub ({constants.ENDPOINT}) cannot be reached: {type(exc).__name__}: {exc}"
-        ) from exc
+        reason = f"the hub ({constants.ENDPOINT}) cannot be reached: {type(exc).__name__}: {exc}"
+        raise _hub_error(repo_id, filename, reason) from exc
     except HfHubHTTPError as exc:
         raise _hub_error(repo_id, filename, f"{type(exc).__name__}: {exc}") from exc
     try:
@@ -237,10 +239,14 @@ def _config_from_entry(d: dict[str, Any], where: str) -> HookedTransformerConfig
     try:
         return config_from_dict(d)
     except Exception as exc:
-        raise WeightsError(f"{where} is not a valid model config: {type(exc).__name__}: {exc}") from exc
+        raise WeightsError(
+            f"{where} is not a valid model config: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
-def _fit(cfg: HookedTransformerConfig, state_dict: dict[str, Tensor], what: str, where: str) -> None:
+def _fit(
+    cfg: HookedTransformerConfig, state_dict: dict[str, Tensor], what: str, where: str
+) -> None:
     try:
         to_hooked_transformer(cfg, state_dict)
     except ValueError as exc:
@@ -272,7 +278,9 @@ def build_hub_model(entry: dict[str, Any], name: str, model_dir: Path) -> ModelI
     files = [("weights", repo_id, filename, entry.get("revision"), entry.get("sha256"))]
     if entry.get("tokenizer"):
         tok = entry["tokenizer"]
-        files.append(("tokenizer", tok["repo_id"], tok["filename"], tok.get("revision"), tok.get("sha256")))
+        files.append(
+            ("tokenizer", tok["repo_id"], tok["filename"], tok.get("revision"), tok.get("sha256"))
+        )
     paths, shas, unpinned, keys = {}, {}, [], []
     for what, repo, fname, revision, expected in files:
         path = paths[what] = download_from_hub(repo, fname, revision)
@@ -297,8 +305,13 @@ def build_hub_model(entry: dict[str, Any], name: str, model_dir: Path) -> ModelI
         _check_tokenizer(paths["tokenizer"], cfg, f"model {name!r}: tokenizer")
         shutil.copyfile(paths["tokenizer"], model_dir / "tokenizer.json")
         tokenizer = str(model_dir / "tokenizer.json")
-    extra = {"repo_id": repo_id, "filename": filename, "revision": entry.get("revision"),
-             "download_sha256": shas["weights"], "tokenizer_sha256": shas.get("tokenizer")}  # fmt: skip
+    extra = {
+        "repo_id": repo_id,
+        "filename": filename,
+        "revision": entry.get("revision"),
+        "download_sha256": shas["weights"],
+        "tokenizer_sha256": shas.get("tokenizer"),
+    }
     info = ModelInfo(name=name, source="huggingface", sha256="", tokenizer=tokenizer, extra=extra)
     return save_model(model_dir, cfg, state_dict, info)
 
@@ -329,6 +342,10 @@ def build_local_model(entry: dict[str, Any], name: str, model_dir: Path) -> Mode
         _check_tokenizer(tokenizer_src, cfg, f"model {name!r}: tokenizer")
         shutil.copyfile(tokenizer_src, model_dir / "tokenizer.json")
         tokenizer = str(model_dir / "tokenizer.json")
-    extra = {"weights": str(weights), "config": str(config), "weights_sha256": sha or sha256_file(weights)}
+    extra = {
+        "weights": str(weights),
+        "config": str(config),
+        "weights_sha256": sha or sha256_file(weights),
+    }
     info = ModelInfo(name=name, source="local", sha256="", tokenizer=tokenizer, extra=extra)
     return save_model(model_dir, cfg, state_dict, info)
