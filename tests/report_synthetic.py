@@ -23,9 +23,12 @@ MAGENTA = LinearSegmentedColormap.from_list("magenta", ["#ff00ff", "#ff00ff"])
 ANALYSES = ("head_scores", "logit_attribution", "ablation", "ov_circuit", "qk_circuit",
             "k_composition", "composition_scores", "fuzzy_induction", "training_dynamics")
 SHA = "ab" * 32
+DRAW = True  # make_run(figures=False) turns drawing off: the scorecard tests need no figures
 
 
 def _heatmap(m: Metrics, name: str, caption: str, cmap="viridis") -> None:
+    if not DRAW:
+        return
     fig, ax = plt.subplots(figsize=(3.6, 1.8))
     ax.imshow(np.linspace(0, 1, 8).reshape(2, 4), cmap=cmap, aspect="auto")
     ax.set_xlabel("head")
@@ -36,6 +39,8 @@ def _heatmap(m: Metrics, name: str, caption: str, cmap="viridis") -> None:
 
 
 def _line(m: Metrics, name: str, caption: str) -> None:
+    if not DRAW:
+        return
     fig, ax = plt.subplots(figsize=(4, 2))
     x = np.arange(20)
     ax.plot(x, np.exp(-x / 5), label="first")
@@ -105,8 +110,11 @@ def _analysis(m: Metrics, analysis: str, good: bool) -> None:
 
 
 def make_run(root: Path, *, passing: bool = True, analyses=ANALYSES, control: bool = True,
-             arena: bool = False, attention_example: bool = True) -> list[Path]:
+             arena: bool = False, attention_example: bool = True,
+             figures: bool = True) -> list[Path]:
     """Write a synthetic run under ``root``; returns the metrics.json paths."""
+    global DRAW
+    DRAW = figures
     models = ["attn2l-s0"] + (["attn1l-s0"] if control else []) + (
         ["attn_only_2L_half"] if arena else [])
     paths = []

@@ -97,10 +97,15 @@ def attention_views(run: Run, figures_dir: Path) -> list[dict[str, Any]]:
     and its static heatmaps (for the PDF), in model order."""
     views = []
     for model in run.models():
-        example = figs.load_attention_example(run.get(model, "head_scores"))
+        result = run.get(model, "head_scores")
+        example = figs.load_attention_example(result)
         if example is None:
             continue
-        static = figs.save_attention_figure(example, model, figures_dir)
+        key = [h for h in figs.key_heads(result) if h in example["heads"]]
+        # the key heads first, so the viewer opens on one of them
+        example["heads"] = {h: example["heads"][h] for h in key + [
+            h for h in example["heads"] if h not in key]}
+        static = figs.save_attention_figure(example, model, figures_dir, key)
         views.append({"model": model, "label": run.label(model), "data": example,
                       "static": figure_markup(static, f"att-{len(views)}"),
                       "width": panel_widths([natural_width_pt(static)])[0],

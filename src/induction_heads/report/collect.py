@@ -9,6 +9,7 @@ word (a hub model, a user's own). Roles come from the caller; a model without on
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ from typing import Any
 # The order in which models are shown: the main story first, its control beside it.
 ROLE_ORDER = ("main", "control", "arena")
 ARENA_MODEL_MARK = "attn_only_2L_half"
+
+
+def family_of(model: str) -> str:
+    """``attn2l-s0`` → ``attn2l``: trained models are named ``<family>-s<seed>``."""
+    return re.sub(r"-s\d+$", "", model)
 
 
 @dataclass
@@ -52,8 +58,13 @@ class Run:
     roles: dict[str, str] = field(default_factory=dict)
 
     def role(self, model: str) -> str | None:
+        """The given role; else the role of the family's seeds (``attn2l`` for ``attn2l-s0``,
+        whose training-dynamics results are per family); else "arena" by name."""
         if model in self.roles:
             return self.roles[model]
+        family_roles = {r for m, r in self.roles.items() if family_of(m) == model and m != model}
+        if len(family_roles) == 1:
+            return family_roles.pop()
         return "arena" if ARENA_MODEL_MARK in model else None
 
     def models(self) -> list[str]:

@@ -89,14 +89,29 @@ def load_attention_example(result: AnalysisResult | None) -> dict[str, Any] | No
     return {"tokens": [str(t) for t in tokens], "heads": heads}
 
 
-def attention_figure(example: dict[str, Any], model: str, max_heads: int = 6):
-    """Static heatmaps of the example's heads (the PDF's stand-in for the interactive view)."""
+def key_heads(result: AnalysisResult) -> list[str]:
+    """The heads the story is about, best first: previous-token and induction heads."""
+    names = ("best_prev_token_head", "best_induction_head", "prev_token_heads", "induction_heads")
+    heads: list[str] = []
+    for name in names:
+        value = result.metrics.get(name, {}).get("value")
+        for label in value if isinstance(value, list) else [value]:
+            if label is not None and str(label) not in heads:
+                heads.append(str(label))
+    return heads
+
+
+def attention_figure(example: dict[str, Any], model: str, heads: list[str] | None = None,
+                     max_heads: int = 6):
+    """Static heatmaps of the key heads (the PDF's stand-in for the interactive view): the
+    ``heads`` given first, in order, then the example's others, ``max_heads`` at most."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     from ..plots import SEQUENTIAL
 
-    labels = list(example["heads"])[:max_heads]
+    order = [h for h in (heads or []) if h in example["heads"]]
+    labels = (order + [h for h in example["heads"] if h not in order])[:max_heads]
     n_tok = len(example["tokens"])
     cols = min(3, len(labels))
     rows = -(-len(labels) // cols)
@@ -120,14 +135,15 @@ def attention_figure(example: dict[str, Any], model: str, max_heads: int = 6):
     return fig
 
 
-def save_attention_figure(example: dict[str, Any], model: str, figures_dir: Path) -> FigureFile:
+def save_attention_figure(example: dict[str, Any], model: str, figures_dir: Path,
+                          heads: list[str] | None = None) -> FigureFile:
     """Write the static attention heatmaps to ``figures/`` in every format."""
     import matplotlib.pyplot as plt
 
     from ..plots import use_style
 
     use_style()
-    fig = attention_figure(example, model)
+    fig = attention_figure(example, model, heads)
     stem = f"{model}__head_scores__attention_example"
     files = {}
     for fmt in FORMATS:

@@ -10,9 +10,9 @@ makes the claim "not run" — never a silent PASS.
 
 Metric names read here are the contract with the analyses (see CONTRIBUTING.md):
 ``head_scores``: ``loss_first_repeat``, ``loss_second_repeat``, ``best_prev_token_score``,
-``best_prev_token_head``, ``best_induction_score``, ``best_induction_head``, ``n_layers`` (optional;
-else the params' ``n_layers``, else 2), ``induction_scores`` / ``prev_token_scores`` (optional
-layer × head lists, for per-head references), ``induction_heads``, ``prev_token_heads``;
+``best_prev_token_head``, ``best_induction_score``, ``best_induction_head``, and the table
+``head_scores`` (columns ``head``, ``induction``, …: per-head scores, and the layer count);
+``training_dynamics`` may be recorded per family (``attn2l`` for ``attn2l-s0``);
 ``ablation``: ``induction_score_before_prev_ablation``, ``induction_score_after_prev_ablation``,
 ``top_ablation_heads``; ``ov_circuit``: ``ov_top1_best_induction_head``, ``ov_chance_top1``,
 ``ov_top1_effective``; ``composition_scores``: ``k_composition_z_best_pair``; ``qk_circuit``:
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .collect import Run
+from .collect import Run, family_of
 from .numbers import format_number, format_value
 
 PASS, FAIL, NOT_RUN = "PASS", "FAIL", "not run"
@@ -47,6 +47,8 @@ class Lookup:
     def entry(self, analysis: str, metric: str, *, of: str = "subject") -> dict[str, Any]:
         model = self.subject if of == "subject" else self.control
         result = self.run.get(model, analysis)
+        if result is None and model is not None:  # per-family analyses (training dynamics)
+            result = self.run.get(family_of(model), analysis)
         if result is None or metric not in result.metrics:
             who = model or f"(no {of} model)"
             raise Missing(f"{who}: {analysis}/{metric}")
@@ -61,23 +63,39 @@ class Lookup:
     def ci(self, analysis: str, metric: str, *, of: str = "subject") -> list[float] | None:
         return self.entry(analysis, metric, of=of).get("ci")
 
+    def head_table(self) -> dict[str, dict[str, Any]]:
+        """head_scores' table of every head (``head``, then one column per score), by label."""
+        result = self.run.get(self.subject, "head_scores")
+        table = (result.tables.get("head_scores") if result else None) or {}
+        columns = table.get("columns") or []
+        return {str(row[0]): dict(zip(columns, row)) for row in table.get("rows", [])}
+
     def n_layers(self) -> int:
-        """The subject's layer count: a head_scores metric, else its params, else 2 (a 2L model)."""
+        """The subject's layer count: a head_scores metric, its params, the layers of the
+        head-scores table, or else 2 (the subject is a 2-layer model)."""
         try:
             return int(self.value("head_scores", "n_layers"))
         except Missing:
-            result = self.run.get(self.subject, "head_scores")
-            params = result.data.get("params", {}) if result else {}
-            return int(params.get("n_layers", 2))
+            pass
+        result = self.run.get(self.subject, "head_scores")
+        params = result.data.get("params", {}) if result else {}
+        if "n_layers" in params:
+            return int(params["n_layers"])
+        labels = self.head_table()
+        return 1 + max(layer_of(h) for h in labels) if labels else 2
 
     def head_score(self, kind: str, label: str) -> float:
-        """One head's score from the layer × head list ``<kind>_scores`` of head_scores."""
-        matrix = self.value("head_scores", f"{kind}_scores")
-        layer, head = (int(x) for x in label.split("."))
+        """One head's score: from a layer × head metric ``<kind>_scores``, else from the
+        head-scores table's ``<kind>`` column."""
         try:
+            matrix = self.value("head_scores", f"{kind}_scores")
+            layer, head = (int(x) for x in label.split("."))
             return float(matrix[layer][head])
-        except (IndexError, TypeError):
-            raise Missing(f"head_scores/{kind}_scores has no head {label}") from None
+        except (Missing, IndexError, TypeError):
+            row = self.head_table().get(label)
+            if row is None or row.get(kind) is None:
+                raise Missing(f"head_scores: no {kind} score of head {label}") from None
+            return float(row[kind])
 
 
 def layer_of(label: str) -> int:
@@ -113,10 +131,14 @@ class Criterion:
 f = format_number  # short alias: observed strings are built from many numbers
 
 
+def _ratio(a: float, b: float) -> str:
+    return f"ratio {f(a / b)}" if b else "ratio undefined"
+
+
 def _icl_copying(lk: Lookup) -> tuple[bool, str]:
     first = lk.value("head_scores", "loss_first_repeat")
     second = lk.value("head_scores", "loss_second_repeat")
-    return second <= 0.5 * first, f"2nd {f(second)} vs 1st {f(first)} nats (ratio {f(second / first)})"
+    return second <= 0.5 * first, f"2nd {f(second)} vs 1st {f(first)} nats ({_ratio(second, first)})"
 
 
 def _prev_token_layer0(lk: Lookup) -> tuple[bool, str]:
@@ -138,7 +160,7 @@ def _none_in_control(lk: Lookup) -> tuple[bool, str]:
     first = lk.value("head_scores", "loss_first_repeat", of="control")
     second = lk.value("head_scores", "loss_second_repeat", of="control")
     ok = score < 0.1 and second >= 0.9 * first
-    return ok, f"{lk.control}: best {f(score)}; loss 2nd/1st {f(second / first)}"
+    return ok, f"{lk.control}: best {f(score)}; loss 2nd/1st {_ratio(second, first)}"
 
 
 def _ablation_removes(lk: Lookup) -> tuple[bool, str]:
@@ -218,10 +240,17 @@ class ScoreRow:
     outcome: Outcome
 
 
+def subject_model(run: Run, role: str) -> str | None:
+    """The model a role's claims are checked on: the first of that role with head scores
+    (not a family name that only has training dynamics)."""
+    models = run.models_with_role(role)
+    with_scores = [m for m in models if run.get(m, "head_scores")]
+    return (with_scores or models or [None])[0]
+
+
 def evaluate(run: Run, criteria: list[Criterion] | None = None) -> list[ScoreRow]:
     """Every criterion on the first main model (and the first control)."""
-    mains, controls = run.models_with_role("main"), run.models_with_role("control")
-    lookup = Lookup(run, mains[0] if mains else None, controls[0] if controls else None)
+    lookup = Lookup(run, subject_model(run, "main"), subject_model(run, "control"))
     rows = []
     for c in criteria if criteria is not None else CRITERIA:
         model = lookup.control if c.needs_control else lookup.subject
@@ -231,8 +260,9 @@ def evaluate(run: Run, criteria: list[Criterion] | None = None) -> list[ScoreRow
 
 def evaluate_others(run: Run, criteria: list[Criterion] | None = None) -> list[ScoreRow]:
     """The 2L-model criteria on every model that is neither the first main nor a control."""
-    mains = run.models_with_role("main")
-    others = [m for m in run.models() if run.role(m) != "control" and m not in mains[:1]]
+    main = subject_model(run, "main")
+    others = [m for m in run.models() if run.role(m) != "control" and m != main
+              and run.get(m, "head_scores")]
     rows = []
     for model in others:
         lookup = Lookup(run, model)
