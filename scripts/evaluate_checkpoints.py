@@ -21,6 +21,7 @@ parser.add_argument("--out", type=Path, required=True, help="JSON-lines file, on
 parser.add_argument("--icl-late", type=int, required=True, help="ICL score: loss at this token ...")
 parser.add_argument("--icl-early", type=int, required=True, help="... minus loss at this token")
 parser.add_argument("--max-heldout", type=int, default=None, help="use the first N held-out sequences")
+parser.add_argument("--max-repeated", type=int, default=None, help="use the first N repeated sequences")
 parser.add_argument("--batch-size", type=int, default=64)
 parser.add_argument("--device", default="auto")
 parser.add_argument("--threads", type=int, default=1)
@@ -28,6 +29,7 @@ args = parser.parse_args()
 torch.set_num_threads(args.threads)
 records = evaluate_checkpoints(
     args.model_dir, args.data_dir, args.icl_late, args.icl_early,
-    device=device_from_config(args.device), max_heldout=args.max_heldout, batch_size=args.batch_size,
+    device=device_from_config(args.device), max_heldout=args.max_heldout,
+    max_repeated=args.max_repeated, batch_size=args.batch_size,
 )  # fmt: skip
 print("wrote", write_jsonl(records, args.out), f"({len(records)} checkpoints)")

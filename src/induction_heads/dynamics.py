@@ -162,6 +162,7 @@ def evaluate_checkpoints(
     icl_early: int,
     device: str = "cpu",
     max_heldout: int | None = None,
+    max_repeated: int | None = None,
     batch_size: int = 64,
     progress: bool = True,
 ) -> list[dict]:
@@ -169,14 +170,16 @@ def evaluate_checkpoints(
 
     ``data_dir`` holds the model's ``repeated_tokens.pt`` and ``heldout_tokens.pt``; the ICL score
     is the loss at token ``icl_late`` minus the loss at token ``icl_early`` of held-out text.
-    The traced heads are chosen on the last checkpoint (the final weights).
+    The traced heads are chosen on the last checkpoint (the final weights). ``max_heldout`` and
+    ``max_repeated`` keep the first N sequences of each token set (evaluation cost is linear in
+    them, and it runs at every checkpoint of every seed).
     """
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     steps = checkpoint_steps(model_dir)
     if not steps:
         raise FileNotFoundError(f"{model_dir / 'checkpoints'} holds no step_*.pt checkpoints")
     rep = load_token_set(data_dir / "repeated_tokens.pt")
-    rep_tokens, seq_len = rep["tokens"], int(rep["seq_len"])
+    rep_tokens, seq_len = rep["tokens"][:max_repeated], int(rep["seq_len"])
     held_tokens = load_token_set(data_dir / "heldout_tokens.pt")["tokens"][:max_heldout]
     log_path = model_dir / "train_log.jsonl"
     log = read_jsonl(log_path) if log_path.exists() else []

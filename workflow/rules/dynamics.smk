@@ -39,10 +39,10 @@ rule evaluate_checkpoints:
     params:
         icl=lambda wc: f"--icl-late {dynamics_settings()['icl_late']} "
         f"--icl-early {dynamics_settings()['icl_early']}",
-        max_heldout=lambda wc: (
-            f"--max-heldout {dynamics_settings()['max_heldout']}"
-            if dynamics_settings().get("max_heldout")
-            else ""
+        limits=lambda wc: " ".join(
+            f"--{key.replace('_', '-')} {dynamics_settings()[key]}"
+            for key in ("max_heldout", "max_repeated")
+            if dynamics_settings().get(key)
         ),
     threads: THREADS
     log:
@@ -52,7 +52,7 @@ rule evaluate_checkpoints:
     shell:
         f"python {script('evaluate_checkpoints.py')} --model-dir results/models/{{wildcards.model}} "
         "--data-dir results/data/{wildcards.model} --out {output.dynamics} {params.icl} "
-        "{params.max_heldout} --device {DEVICE} --threads {threads} > {log} 2>&1"
+        "{params.limits} --device {DEVICE} --threads {threads} > {log} 2>&1"
 
 
 def training_dynamics_inputs(wc):
@@ -69,7 +69,7 @@ def training_dynamics_params(wc):
     """The notebook's `parameters` cell (absolute paths: papermill's kernel runs in notebooks/)."""
     absolute = lambda p: str(Path(p).resolve())
     inputs = training_dynamics_inputs(wc)
-    params = {k: v for k, v in dynamics_settings().items() if k != "max_heldout"}
+    params = {k: v for k, v in dynamics_settings().items() if k not in ("max_heldout", "max_repeated")}
     params.update(
         model_name=wc.family,
         out_dir=absolute(f"results/{wc.family}/training_dynamics"),
