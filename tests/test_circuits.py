@@ -91,6 +91,29 @@ def test_diagonal_topk_memory_stays_chunk_bounded(monkeypatch):
     assert growth < full_bytes / 20  # far below 10 GB (a block is 51 MB)
 
 
+# ---------------------------------------------------------------- studied heads
+
+
+def head_metrics(**values) -> dict:
+    return {"analysis": "head_scores", "metrics": {k: {"value": v} for k, v in values.items()}}
+
+
+def test_studied_heads_and_fallback():
+    m = head_metrics(induction_heads=["1.2", "1.0"], prev_token_heads=[],
+                     best_induction_head="1.2", best_prev_token_head="0.3")  # fmt: skip
+    heads = circuits.studied_heads(m)
+    assert heads.induction == ["1.2", "1.0"] and heads.prev_token == ["0.3"]
+    assert list(heads.notes) == ["prev_token"] and "0.3" in heads.notes["prev_token"]
+    assert circuits.best_pair(heads) == ("0.3", "1.2")
+
+
+def test_best_pair_skips_prev_heads_in_later_layers():
+    heads = circuits.StudiedHeads(induction=["1.1"], prev_token=["1.0", "0.2", "0.1"], notes={})
+    assert circuits.best_pair(heads) == ("0.2", "1.1")
+    with pytest.raises(ValueError, match="earlier layer"):
+        circuits.best_pair(circuits.StudiedHeads(["1.1"], ["1.0"], {}))
+
+
 # ---------------------------------------------------------------- OV circuit
 
 
@@ -111,6 +134,12 @@ def test_ov_circuit_matches_dense(tiny, heads):
     assert got[5] == pytest.approx(dense_topk(dense, 5))
 
 
+def test_ov_topk_all_heads(tiny):
+    table = circuits.ov_topk_all_heads(tiny, (1, 5), chunk_size=16)
+    assert table[1].shape == (2, 3)
+    assert table[5][1, 2].item() == pytest.approx(dense_topk(dense_ov(tiny, [(1, 2)]), 5))
+
+
 def test_ov_copying_scores_match_dense_eigenvalues(tiny):
     got = circuits.ov_copying_scores(tiny)
     assert got.shape == (2, 3)
@@ -127,6 +156,15 @@ def test_planted_ov(planted):
     assert acc == {1: 1.0, 5: 1.0}
     scores = circuits.ov_copying_scores(model)
     assert scores[circuit.induction_head].item() == pytest.approx(1.0)
+    assert scores[circuit.prev_token_head].item() == 0.0  # its OV writes nothing W_U reads
+
+
+def test_copying_score_values():
+    ev = torch.tensor([[2.0, 1.0, 0.0], [2.0, -2.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.complex64)
+    assert circuits.copying_score(ev).tolist() == [1.0, 0.0, 0.0]
+    pair = torch.tensor([1 + 1j, 1 - 1j, -1])  # a complex-conjugate pair and a negative one
+    expected = 1.0 / (2 * 2**0.5 + 1)
+    assert circuits.copying_score(pair).item() == pytest.approx(expected)
 
 
 # ---------------------------------------------------------------- positional QK

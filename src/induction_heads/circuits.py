@@ -26,11 +26,57 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
 
-from .plots import head_label
+from .metrics import metric_value
+from .plots import head_label, parse_head_label
 
 Head = tuple[int, int]
 
 DEFAULT_CHUNK_SIZE = 512
+
+
+# --------------------------------------------------------------------------------------------
+# The heads an analysis studies (from the head-scores metrics, never hard-coded)
+
+
+@dataclass
+class StudiedHeads:
+    """Detected heads, best first, with a sentence for every fallback taken (keyed by
+    ``"induction"`` / ``"prev_token"``, so a notebook reports only the ones it uses)."""
+
+    induction: list[str]
+    prev_token: list[str]
+    notes: dict[str, str]
+
+
+def studied_heads(head_metrics: dict) -> StudiedHeads:
+    """``induction_heads`` and ``prev_token_heads`` from a head-scores ``metrics.json``; a list
+    that is empty (no head above threshold) falls back to the single best head, and says so."""
+    lists, notes = {}, {}
+    for kind, words in (("induction", "induction"), ("prev_token", "previous-token")):
+        detected = list(metric_value(head_metrics, f"{kind}_heads"))
+        if not detected:
+            best = metric_value(head_metrics, f"best_{kind}_head")
+            detected = [best]
+            notes[kind] = (
+                f"No head reached the {words} threshold, so this analysis studies the head with "
+                f"the highest {words} score, {best}."
+            )
+        lists[kind] = detected
+    return StudiedHeads(lists["induction"], lists["prev_token"], notes)
+
+
+def best_pair(heads: StudiedHeads) -> tuple[str, str]:
+    """(previous-token head, induction head): the best induction head and the best previous-token
+    head in an earlier layer than it."""
+    ind = heads.induction[0]
+    ind_layer = parse_head_label(ind)[0]
+    for prev in heads.prev_token:
+        if parse_head_label(prev)[0] < ind_layer:
+            return prev, ind
+    raise ValueError(
+        f"no previous-token head ({', '.join(heads.prev_token)}) is in an earlier layer than the "
+        f"best induction head {ind}: there is no K-composition pair to study"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,9 +154,24 @@ def ov_topk_accuracy(
     return diagonal_topk_accuracy(ov_circuit(model, heads), ks, chunk_size)
 
 
+@torch.no_grad()
+def ov_topk_all_heads(
+    model: HookedTransformer, ks: Sequence[int] = (1, 5), chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> dict[int, Float[Tensor, "layer head"]]:
+    """:func:`ov_topk_accuracy` of every head alone, as layer × head arrays (one per k)."""
+    out = {k: torch.zeros(model.cfg.n_layers, model.cfg.n_heads) for k in ks}
+    for layer in range(model.cfg.n_layers):
+        for h in range(model.cfg.n_heads):
+            for k, acc in ov_topk_accuracy(model, [(layer, h)], ks, chunk_size).items():
+                out[k][layer, h] = acc
+    return out
+
+
 def copying_score(eigenvalues: Float[Tensor, "... n"]) -> Float[Tensor, "..."]:
-    """Positive-eigenvalue copying score ``Σλ / Σ|λ|`` (Elhage 2021): +1 for pure copying."""
-    return eigenvalues.sum(-1).real / eigenvalues.abs().sum(-1)
+    """Positive-eigenvalue copying score ``Σλ / Σ|λ|`` (Elhage 2021): +1 for pure copying.
+    A circuit with no non-zero eigenvalue neither copies nor suppresses: it scores 0."""
+    total = eigenvalues.abs().sum(-1)
+    return torch.where(total > 0, eigenvalues.sum(-1).real / total, torch.zeros_like(total))
 
 
 @torch.no_grad()
