@@ -108,7 +108,7 @@ def attention_views(run: Run, figures_dir: Path) -> list[dict[str, Any]]:
         static = figs.save_attention_figure(example, model, figures_dir, key)
         views.append({"model": model, "label": run.label(model), "data": example,
                       "static": figure_markup(static, f"att-{len(views)}"),
-                      "width": panel_widths([natural_width_pt(static)])[0],
+                      "width": min(65.0, panel_widths([natural_width_pt(static)])[0]),
                       "caption": static.caption})
     return views
 
