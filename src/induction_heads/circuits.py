@@ -94,9 +94,8 @@ def iter_row_blocks(
         raise ValueError(f"expected a single matrix, got leading dims in shape {tuple(fm.shape)}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    if rows is None:
-        rows = torch.arange(fm.ldim, device=fm.A.device)
-    for chunk in rows.split(chunk_size):
+    rows = torch.arange(fm.ldim) if rows is None else rows
+    for chunk in rows.to(fm.A.device).split(chunk_size):
         yield chunk, fm.A[chunk] @ fm.B
 
 
@@ -185,7 +184,7 @@ def ov_copying_scores(model: HookedTransformer) -> Float[Tensor, "layer head"]:
     """
     w_ue = model.W_U @ model.W_E  # [d_model d_model]
     fm = FactoredMatrix(model.W_V, model.W_O @ w_ue)  # [layer head d_model d_model]
-    return copying_score(fm.eigenvalues.to(torch.complex128))
+    return copying_score(fm.eigenvalues.to(torch.complex128)).cpu()
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,7 +217,7 @@ def positional_qk_pattern(
     k = model.W_pos @ model.W_K[layer, h]
     if include_bias:
         q, k = q + model.b_Q[layer, h], k + model.b_K[layer, h]
-    return _causal_softmax(q @ k.T / model.blocks[layer].attn.attn_scale)
+    return _causal_softmax(q @ k.T / model.blocks[layer].attn.attn_scale).cpu()
 
 
 def subdiagonal_mean(pattern: Float[Tensor, "... q k"]) -> Float[Tensor, "..."]:
