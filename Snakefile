@@ -23,6 +23,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/analyses.smk"
+include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/report.smk"
 
 

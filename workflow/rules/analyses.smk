@@ -34,6 +34,7 @@ def analysis_params(wc):
         params["head_scores_path"] = absolute(f"results/{wc.model}/head_scores/metrics.json")
     if wc.analysis == "fuzzy_induction":
         params["pairs_path"] = absolute(f"results/data/{wc.model}/synonym_pairs.tsv")
+        params["pairs_counts_path"] = absolute(f"results/data/{wc.model}/synonym_pairs_counts.json")
         params["tokenizer_path"] = absolute(f"results/models/{wc.model}/tokenizer.json") if MODELS[
             wc.model
         ]["source"] != "train" else absolute("results/data/tokenizer.json")

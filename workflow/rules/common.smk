@@ -57,7 +57,11 @@ def per_model_analysis_targets():
 def family_analysis_targets():
     if "training_dynamics" not in config["analyses"]:
         return []
-    return [f"results/{fam}/training_dynamics/metrics.json" for fam in plan.trained_families(config)]
+    return [
+        f"results/{fam}/training_dynamics/metrics.json"
+        for fam, spec in plan.trained_families(config).items()
+        if spec.get("role") != "control"
+    ]
 
 
 def report_targets():

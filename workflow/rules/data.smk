@@ -60,3 +60,47 @@ rule datasets:
         "--seq-len {params.rep[seq_len]} --batch {params.rep[batch]} --rep-seed {params.rep[seed]} "
         "--n-heldout {params.held[n_sequences]} --heldout-seed {params.held[seed]} "
         "--bos-token-id {params.bos} > {log} 2>&1"
+
+
+rule synonym_candidates:
+    output:
+        table="results/data/synonyms.tsv",
+        counts="results/data/synonyms_counts.json",
+    params:
+        rank=config["data"]["synonyms"]["max_sense_rank"],
+    log:
+        "results/logs/data/synonym_candidates.log",
+    benchmark:
+        "results/benchmarks/data/synonym_candidates.tsv"
+    shell:
+        f"python {script('build_synonyms.py')} --wordnet-deb-dir {{config[downloads_dir]}}/debian "
+        "--out {output.table} --counts {output.counts} --max-sense-rank {params.rank} > {log} 2>&1"
+
+
+def model_tokenizer(wc):
+    """Trained models share results/data/tokenizer.json; others bring theirs into their folder."""
+    if MODELS[wc.model]["source"] == "train":
+        return rules.tokenizer.output.tokenizer
+    return f"results/models/{wc.model}/model_info.json"
+
+
+rule synonym_pairs:
+    input:
+        candidates=rules.synonym_candidates.output.table,
+        counts=rules.synonym_candidates.output.counts,
+        tokenizer=model_tokenizer,
+    output:
+        pairs="results/data/{model}/synonym_pairs.tsv",
+        counts="results/data/{model}/synonym_pairs_counts.json",
+    params:
+        tokenizer=lambda wc: (
+            "results/data/tokenizer.json"
+            if MODELS[wc.model]["source"] == "train"
+            else f"results/models/{wc.model}/tokenizer.json"
+        ),
+    log:
+        "results/logs/data/{model}/synonym_pairs.log",
+    shell:
+        f"python {script('build_synonyms.py')} --tokenizer {{params.tokenizer}} "
+        "--candidates {input.candidates} --candidate-counts {input.counts} "
+        "--out {output.pairs} --counts {output.counts} > {log} 2>&1"
