@@ -67,12 +67,14 @@ def build_model_datasets(
     n_heldout: int,
     heldout_seed: int,
     bos_token_id: int | None = 0,
+    max_ctx: int | None = None,
 ) -> dict:
     """Write ``repeated_tokens.pt`` and ``heldout_tokens.pt`` for one model.
 
     Random tokens are drawn from the model's ordinary vocabulary (its tokenizer's non-special ids
     where it has a tokenizer, else every id but BOS); held-out text is the corpus's held-out split
-    encoded with the model's own tokenizer.
+    encoded with the model's own tokenizer, in windows of the model's context (at most
+    ``max_ctx`` tokens).
     """
     from .corpus import read_documents
     from .tokenizer import BOS_TOKEN, encode_documents, load_tokenizer, ordinary_token_ids
@@ -98,6 +100,7 @@ def build_model_datasets(
     docs = read_documents(Path(heldout_txt))
     stream = encode_documents(tok, docs)
     stream = stream[stream != tok.token_to_id(BOS_TOKEN)] if tok.token_to_id(BOS_TOKEN) is not None else stream
-    held = heldout_windows(stream, cfg.n_ctx, n_heldout, bos, heldout_seed)
+    ctx = cfg.n_ctx if max_ctx is None else min(cfg.n_ctx, max_ctx)
+    held = heldout_windows(stream, ctx, n_heldout, bos, heldout_seed)
     save_token_set(Path(out_dir) / "heldout_tokens.pt", held, seed=heldout_seed, bos=bos)
     return {"repeated": list(rep.shape), "heldout": list(held.shape), "bos": bos}
