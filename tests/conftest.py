@@ -16,20 +16,26 @@ def planted():
     return planted_induction_model()
 
 
-def random_attn_only(n_layers=2, d_model=24, n_heads=3, d_head=8, n_ctx=32, d_vocab=40, seed=0):
-    cfg = attn_only_config(
-        n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_head=d_head, n_ctx=n_ctx,
-        d_vocab=d_vocab, seed=seed,
-    )  # fmt: skip
-    torch.manual_seed(seed)
-    model = HookedTransformer(cfg)
-    with torch.no_grad():  # non-zero biases, so tests catch a forgotten bias term
+def noisy_model(
+    n_layers: int = 2,
+    seed: int = 0,
+    weight_std: float = 0.3,
+    bias_std: float = 0.5,
+    init_seed: int | None = None,
+    **shape,
+) -> HookedTransformer:
+    """A small seeded attention-only model whose every parameter, biases included, is random
+    (non-zero biases, so tests catch a forgotten bias term)."""
+    shape = dict(d_model=16, n_heads=3, d_head=4, n_ctx=24, d_vocab=30) | shape
+    model = HookedTransformer(attn_only_config(n_layers=n_layers, seed=seed, **shape))
+    gen = torch.Generator().manual_seed(seed if init_seed is None else init_seed)
+    with torch.no_grad():
         for name, p in model.named_parameters():
-            if ".b_" in name:
-                p.normal_(0, 0.1)
+            p.copy_(torch.randn(p.shape, generator=gen) * (bias_std if ".b_" in name else weight_std))
     return model.eval()
 
 
 @pytest.fixture
 def tiny_model():
-    return random_attn_only()
+    return noisy_model(2, seed=0, weight_std=0.16, bias_std=0.1, d_model=24, n_heads=3, d_head=8,
+                       n_ctx=32, d_vocab=40)

@@ -13,18 +13,14 @@ from induction_heads import ablation, attribution, scores
 from induction_heads.architecture import attn_only_config
 from induction_heads.planted import distinct_repeated_tokens, planted_induction_model
 
+from .conftest import noisy_model as conftest_noisy_model
+
 torch.set_num_threads(1)
 
 
 def noisy_model(n_layers: int, seed: int = 0, **overrides) -> HookedTransformer:
     """A small seeded attention-only model with every parameter (biases too) random."""
-    shape = dict(d_model=16, n_heads=3, d_head=4, n_ctx=24, d_vocab=30) | overrides
-    model = HookedTransformer(attn_only_config(n_layers=n_layers, seed=seed, **shape))
-    gen = torch.Generator().manual_seed(seed + 100)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * (0.5 if ".b_" in name else 0.4))
-    return model.eval()
+    return conftest_noisy_model(n_layers, seed, weight_std=0.4, init_seed=seed + 100, **overrides)
 
 
 def repeated(d_vocab: int, seq_len: int, batch: int, seed: int = 0) -> torch.Tensor:

@@ -11,18 +11,14 @@ from induction_heads import attribution, scores
 from induction_heads.architecture import attn_only_config
 from induction_heads.planted import distinct_repeated_tokens, planted_induction_model
 
+from .conftest import noisy_model as conftest_noisy_model
+
 torch.set_num_threads(1)
 
 
 def noisy_model(n_layers: int, seed: int = 0, **overrides) -> HookedTransformer:
     """A small seeded attention-only model whose every parameter, biases included, is random."""
-    shape = dict(d_model=16, n_heads=3, d_head=4, n_ctx=24, d_vocab=30) | overrides
-    model = HookedTransformer(attn_only_config(n_layers=n_layers, seed=seed, **shape))
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * (0.5 if ".b_" in name else 0.3))
-    return model.eval()
+    return conftest_noisy_model(n_layers, seed, **overrides)
 
 
 def random_tokens(d_vocab: int, batch: int, n_pos: int, seed: int = 0) -> torch.Tensor:

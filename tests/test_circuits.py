@@ -14,19 +14,15 @@ from induction_heads import circuits
 from induction_heads.architecture import attn_only_config
 from induction_heads.planted import distinct_repeated_tokens, planted_induction_model
 
+from .conftest import noisy_model
+
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def tiny() -> HookedTransformer:
     """A random 2-layer attention-only model with non-zero biases (so bias handling is tested)."""
-    cfg = attn_only_config(n_layers=2, d_model=16, n_heads=3, d_head=4, n_ctx=12, d_vocab=40, seed=1)
-    model = HookedTransformer(cfg)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * (0.5 if "b_" in name else 0.3))
-    return model.eval()
+    return noisy_model(2, seed=1, d_model=16, n_heads=3, d_head=4, n_ctx=12, d_vocab=40)
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,14 @@ from induction_heads import composition
 from induction_heads.architecture import attn_only_config
 from induction_heads.planted import planted_induction_model
 
+from .conftest import noisy_model
+
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def three_layer() -> HookedTransformer:
-    cfg = attn_only_config(n_layers=3, d_model=12, n_heads=2, d_head=3, n_ctx=8, d_vocab=20, seed=3)
-    model = HookedTransformer(cfg)
-    gen = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return model.eval()
+    return noisy_model(3, seed=3, bias_std=0.3, d_model=12, n_heads=2, d_head=3, n_ctx=8, d_vocab=20)
 
 
 def naive_score(w_a: torch.Tensor, w_b: torch.Tensor) -> float:

@@ -7,7 +7,7 @@ from transformer_lens.head_detector import detect_head
 from induction_heads import scores as S
 from induction_heads.planted import distinct_repeated_tokens
 
-from .conftest import random_attn_only
+from .conftest import noisy_model
 
 
 def random_patterns(n_layers=2, batch=3, n_heads=2, n_pos=9, seed=0):
@@ -128,7 +128,7 @@ def test_detectors_order_and_threshold():
 def test_scores_agree_with_transformer_lens_head_detector(kind):
     """TransformerLens's detect_head ("mul") divides by every query row, ours by the valid ones:
     on BOS + r + r (distinct tokens) theirs = ours × (#valid queries / #queries)."""
-    model = random_attn_only(n_ctx=64, d_vocab=40, seed=3)
+    model = noisy_model(2, seed=3, weight_std=0.16, bias_std=0.1, d_model=24, d_head=8, n_ctx=64, d_vocab=40)
     seq_len = 12
     tokens = distinct_repeated_tokens(40, seq_len, batch=1, seed=1)
     ours = S.head_scores(S.attention_patterns(model, tokens), seq_len)
