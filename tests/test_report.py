@@ -284,3 +284,14 @@ def test_html_renders_offline_in_headless_chromium(report, tmp_path):
     # The script filled the head menu (one option per head) and the token strip.
     assert re.search(r'<option value="0">attn2l-s0 \(main\) — head 0\.3</option>', dom)
     assert dom.count('title="position ') == 7
+
+
+def test_time_summary_gives_the_training_share():
+    prov = P.Provenance(benchmarks=[
+        P.Benchmark("models/attn2l-s0/train", 300.0, "0:05:00", None),
+        P.Benchmark("models/attn1l-s0/train", 100.0, "0:01:40", None),
+        P.Benchmark("attn2l-s0/head_scores", 100.0, "0:01:40", None),
+        P.Benchmark("models/attn2l-s0/evaluate_checkpoints", 0.0, "0:00:00", None),
+    ])  # fmt: skip
+    assert prov.time_summary == {"total_s": 500.0, "training_s": 400.0, "training_share": 0.8}
+    assert P.Provenance().time_summary is None

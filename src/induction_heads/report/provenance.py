@@ -39,6 +39,18 @@ class Provenance:
     weights: list[tuple[str, str]] = field(default_factory=list)
     benchmarks: list[Benchmark] = field(default_factory=list)
 
+    @property
+    def time_summary(self) -> dict[str, float] | None:
+        """Job time summed over rules, and the share spent training models (``models/*/train``).
+
+        Jobs run side by side, so this is compute time (cores × seconds), not the wall clock."""
+        times = [b for b in self.benchmarks if b.seconds is not None]
+        if not times:
+            return None
+        total = sum(b.seconds for b in times)
+        training = sum(b.seconds for b in times if b.label.startswith("models/") and b.label.endswith("/train"))
+        return {"total_s": total, "training_s": training, "training_share": training / total if total else 0.0}
+
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
