@@ -78,10 +78,15 @@ def headline_figure(run: Run, captions: dict[str, Any], exported: list[figs.Figu
                     counter: Counter) -> FigureBlock | None:
     """The main model's key figure for the first page (first glob that matches wins)."""
     spec = captions.get("headline_figure") or {}
-    mains = run.models_with_role("main") or run.models()
-    if not mains or not spec:
+    if not spec:
         return None
-    candidates = [f for f in exported if f.model == mains[0] and f.analysis == spec["analysis"]]
+    # The first main model that ran the analysis (a trained family's own folder may only hold
+    # its training dynamics), else any model that did.
+    models = run.models_with_role("main") + run.models()
+    having = [m for m in models if any(f.model == m and f.analysis == spec["analysis"] for f in exported)]
+    if not having:
+        return None
+    candidates = [f for f in exported if f.model == having[0] and f.analysis == spec["analysis"]]
     for glob in spec.get("match", ["*"]):
         for fig in candidates:
             if fnmatch.fnmatch(fig.name, glob):
