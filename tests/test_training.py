@@ -47,10 +47,11 @@ def test_checkpoint_schedule():
         T.checkpoint_schedule([{"start": 0, "stop": 10, "every": 0}], 10)
 
 
-def make_sampler(frac_text=0.25, frac_rand=0.5, seed=0, batch=400):
+def make_sampler(frac_text=0.25, frac_rand=0.5, seed=0, batch=400, fill=False):
     stream = np.arange(1000, 3000, dtype=np.int64)  # distinct "text" tokens: easy to recognise
     cfg = T.TrainingConfig(steps=1, batch_size=batch, seed=seed, frac_repeated_text=frac_text,
-                           frac_random_repeat=frac_rand, random_segment_min=4, random_segment_max=9)
+                           frac_random_repeat=frac_rand, random_segment_min=4, random_segment_max=9,
+                           random_repeat_fill=fill)
     return T.BatchSampler(stream, 32, cfg, ordinary_ids=np.arange(1, 900), bos=0)
 
 
@@ -65,6 +66,15 @@ def test_batch_recipe_makes_the_three_kinds_of_rows_in_proportion():
     repeated = [r for r in text_rows if (r[1:16] == r[16:31]).all()]
     assert len(random_rows) / 400 == pytest.approx(0.5, abs=0.08)
     assert len(repeated) / 400 == pytest.approx(0.25, abs=0.08)
+
+
+def test_random_rows_can_repeat_their_segment_until_the_row_is_full():
+    rows = make_sampler(fill=True).sample().numpy()
+    random_rows = [r for r in rows if r[1] < 900]
+    assert len(random_rows) / 400 == pytest.approx(0.5, abs=0.08)
+    for r in random_rows:
+        period = next(k for k in range(4, 10) if (r[1 + k :] == r[1 : len(r) - k]).all())
+        assert len(set(r[1 : 1 + period])) >= 1 and (r[1:] < 900).all()
 
 
 def test_batches_are_reproducible_from_the_seed():
