@@ -79,7 +79,7 @@ def test_smoke_run_builds_the_report(smoke_run):
     report = workdir / "results" / "report"
     html = (report / "report.html").read_text()
     assert (report / "report.pdf").read_bytes()[:5] == b"%PDF-"
-    assert "<svg" in html and "Scorecard" in html
+    assert "<svg" in html and 'id="scorecard"' in html
     numbers = json.loads((report / "numbers.json").read_text())
     assert any("best_induction_score" in key for key in numbers)
     assert (report / "numbers.tex").read_text().count("\\newcommand") > 20
@@ -103,5 +103,6 @@ def test_changing_one_parameter_reruns_only_its_dependents(smoke_run):
     workdir, args = smoke_run
     proc = snakemake(workdir, "-n", *args[:-1], args[-1], "analyses={'composition_scores': {'n_baseline_samples': 60}}")
     jobs = planned_jobs(proc)
-    assert jobs == {"analysis": 1, "report": 1, "all": 1}, jobs
+    # the notebook whose parameter changed, and the report (with its copy of the effective config)
+    assert jobs == {"analysis": 1, "effective_config": 1, "report": 1, "all": 1}, jobs
     assert "results/attn2l-s0/composition_scores/metrics.json" in proc.stdout + proc.stderr
