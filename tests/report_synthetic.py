@@ -101,7 +101,8 @@ def _analysis(m: Metrics, analysis: str, good: bool) -> None:
         m.add("prev_token_positional_subdiagonal", 0.998 if good else 0.2, "Sub-diagonal.")
     elif analysis == "fuzzy_induction":
         ci = [0.02, 0.08] if good else [-0.03, 0.05]
-        m.add("fuzzy_prefix_minus_shuffled", sum(ci) / 2, "Fuzzy minus shuffled.", ci=ci)
+        m.add("fuzzy_prefix_minus_unrelated", 0.05, "Fuzzy minus unrelated.", ci=[0.01, 0.09])
+        m.add("fuzzy_prefix_minus_shuffled_positional", sum(ci) / 2, "Fuzzy minus shuffled key.", ci=ci)
     elif analysis == "training_dynamics":
         m.add("formation_fraction", 1.0 if good else 0.67, "Fraction of seeds that formed.")
     else:

@@ -62,7 +62,8 @@ def test_control_claim_not_run_without_a_control(tmp_path):
 
 def test_fuzzy_without_interval_fails(tmp_path):
     m = Metrics("fuzzy_induction", "attn2l-s0", tmp_path / "f")
-    m.add("fuzzy_prefix_minus_shuffled", 0.3, "no interval")
+    m.add("fuzzy_prefix_minus_unrelated", 0.3, "no interval")
+    m.add("fuzzy_prefix_minus_shuffled_positional", 0.3, "no interval")
     got = outcomes([m.write()])
     assert got["fuzzy"].status == S.FAIL and "no interval" in got["fuzzy"].observed
 

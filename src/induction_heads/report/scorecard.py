@@ -16,7 +16,8 @@ Metric names read here are the contract with the analyses (see CONTRIBUTING.md):
 ``ablation``: ``induction_score_before_prev_ablation``, ``induction_score_after_prev_ablation``,
 ``top_ablation_heads``; ``ov_circuit``: ``ov_top1_best_induction_head``, ``ov_chance_top1``,
 ``ov_top1_effective``; ``composition_scores``: ``k_composition_z_best_pair``; ``qk_circuit``:
-``prev_token_positional_subdiagonal``; ``fuzzy_induction``: ``fuzzy_prefix_minus_shuffled``;
+``prev_token_positional_subdiagonal``; ``fuzzy_induction``: ``fuzzy_prefix_minus_unrelated``,
+``fuzzy_prefix_minus_shuffled_positional``;
 ``training_dynamics``: ``formation_fraction``.
 """
 
@@ -190,11 +191,18 @@ def _positional_qk(lk: Lookup) -> tuple[bool, str]:
 
 
 def _fuzzy(lk: Lookup) -> tuple[bool, str]:
-    value = lk.value("fuzzy_induction", "fuzzy_prefix_minus_shuffled")
-    ci = lk.ci("fuzzy_induction", "fuzzy_prefix_minus_shuffled")
-    if not ci:
-        return False, f"{f(value)} (no interval recorded)"
-    return ci[0] > 0, f"{f(value)} [{f(ci[0])}, {f(ci[1])}]"
+    """Synonym prefix matching must beat both no-match controls (as the analysis's conclusion
+    does): the unrelated second half, and the same key position in shuffled sequences. (Synonym
+    minus the shuffled condition's own target measures word order, not fuzzy matching.)"""
+    passed, shown = True, []
+    for control in ("unrelated", "shuffled_positional"):
+        name = f"fuzzy_prefix_minus_{control}"
+        value, ci = lk.value("fuzzy_induction", name), lk.ci("fuzzy_induction", name)
+        if not ci:
+            return False, f"{control}: {f(value)} (no interval recorded)"
+        passed &= ci[0] > 0
+        shown.append(f"vs {control.replace('_', ' ')}: {f(value)} [{f(ci[0])}, {f(ci[1])}]")
+    return passed, "; ".join(shown)
 
 
 def _formation(lk: Lookup) -> tuple[bool, str]:
@@ -226,8 +234,9 @@ CRITERIA: list[Criterion] = [
               "the random baseline", "k_composition_z_best_pair ≥ 3", ELHAGE, _k_composition),
     Criterion("positional_qk", "The previous-token pattern comes from the positional QK circuit",
               "prev_token_positional_subdiagonal ≥ 0.5", ARENA, _positional_qk),
-    Criterion("fuzzy", "Fuzzy (synonym) prefix matching", "fuzzy_prefix_minus_shuffled: "
-              "interval's lower bound > 0", OLSSON, _fuzzy, exploratory=True),
+    Criterion("fuzzy", "Fuzzy (synonym) prefix matching", "fuzzy_prefix_minus_unrelated and "
+              "fuzzy_prefix_minus_shuffled_positional: both intervals' lower bounds > 0", OLSSON,
+              _fuzzy, exploratory=True),
     Criterion("formation", "Induction heads form during training in every seed",
               "training_dynamics formation_fraction = 1", OLSSON, _formation),
 ]
