@@ -140,3 +140,16 @@ def test_scores_agree_with_transformer_lens_head_detector(kind):
     else:
         expected = ours["induction"] * seq_len / n
     torch.testing.assert_close(theirs, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_head_summary_searches_induction_heads_in_later_layers_and_adds_aliases():
+    scores = {name: torch.zeros(2, 2) for name in S.SCORE_NAMES}
+    scores["induction"] = torch.tensor([[0.9, 0.0], [0.6, 0.2]])  # layer 0 can't be an induction head
+    scores["previous_token"] = torch.tensor([[0.8, 0.1], [0.0, 0.0]])
+    rows = {name: value for name, value, _ in S.head_summary(scores, dict.fromkeys(S.SCORE_NAMES, 0.5))}
+    assert rows["best_induction_head"] == "1.0" and rows["induction_heads"] == ["1.0"]
+    assert rows["best_prev_token_head"] == rows["best_previous_token_head"] == "0.0"
+    assert rows["prev_token_heads"] == ["0.0"] and rows["best_prev_token_score"] == pytest.approx(0.8)
+    one_layer = {name: s[:1] for name, s in scores.items()}
+    assert {n: v for n, v, _ in S.head_summary(one_layer, dict.fromkeys(S.SCORE_NAMES, 0.5))}[
+        "best_induction_head"] == "0.0"

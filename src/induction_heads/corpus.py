@@ -183,7 +183,7 @@ DOCUMENT_SEPARATOR = "\n\n"
 
 
 def read_documents(path: Path) -> list[str]:
-    """Documents as written by :func:`write_documents` (separated by blank lines... of two)."""
+    """Documents as written by :func:`write_documents` (separated by an empty line)."""
     text = path.read_text(encoding="utf-8")
     return [d for d in text.split(DOCUMENT_SEPARATOR) if d.strip()]
 

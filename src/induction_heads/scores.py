@@ -154,3 +154,27 @@ def best_head(scores: Float[Tensor, "layer head"], layers: list[int] | None = No
         for head in range(scores.shape[1]):
             best = max(best, (float(scores[layer, head]), head_label(layer, head)))
     return best[1], best[0]
+
+
+def head_summary(
+    scores: dict[str, Float[Tensor, "layer head"]], thresholds: dict[str, float]
+) -> list[tuple[str, object, str]]:
+    """``(metric name, value, description)`` for every score: the best head, its score and the
+    detected heads. Induction heads are searched in layers 1+ of a multi-layer model (they need
+    an earlier previous-token head); ``prev_token_*`` aliases are what later analyses read."""
+    n_layers = next(iter(scores.values())).shape[0]
+    later = list(range(1, n_layers)) or None
+    rows: list[tuple[str, object, str]] = []
+    for name, score in scores.items():
+        layers = later if name == "induction" else None
+        where = " in layers 1+" if layers else ""
+        pretty = name.replace("_", "-")
+        label, value = best_head(score, layers)
+        rows += [
+            (f"best_{name}_score", value, f"highest {pretty} score of any head{where}"),
+            (f"best_{name}_head", label, f"the head with the highest {pretty} score{where}"),
+            (f"{name}_heads", detect_heads(score, thresholds[name], layers),
+             f"heads{where} with {pretty} score >= {thresholds[name]}, best first"),
+        ]  # fmt: skip
+    aliases = {r[0].replace("previous_token", "prev_token"): r for r in rows if "previous_token" in r[0]}
+    return rows + [(alias, value, desc) for alias, (_, value, desc) in aliases.items()]
