@@ -40,6 +40,27 @@ def test_sinusoidal_positions_have_requested_rms_and_are_distinct():
     assert torch.cdist(table, table).add(torch.eye(32) * 10).min() > 0.05
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_initialise_ties_the_unembedding_only_when_asked(tied):
+    cfg = attn_only_config(n_layers=1, d_model=64, n_heads=2, d_head=32, n_ctx=20, d_vocab=400)
+    torch.manual_seed(0)
+    model = AttnOnlyTransformer(cfg)
+    w_u_before = model.p("unembed.W_U").detach().clone()
+    T.initialise(model, T.TrainingConfig(steps=1, tied_unembed_init=tied, pos_init_rms=1.0))
+    w_e, w_u = model.p("embed.W_E").detach(), model.p("unembed.W_U").detach()
+    assert w_u.std().item() == pytest.approx(w_u_before.std().item(), rel=1e-5)  # scale kept
+    # The direct path W_E W_U: with a tied start every token predicts itself (top-1 of 400 with
+    # 64-dim random embeddings); with TransformerLens's independent init, it is at chance.
+    top1 = ((w_e @ w_u).argmax(-1) == torch.arange(400)).float().mean().item()
+    if tied:
+        torch.testing.assert_close(w_u, w_e.T * (w_u_before.std() / w_e.std()))
+        assert top1 == 1.0
+    else:
+        torch.testing.assert_close(w_u, w_u_before)
+        assert top1 < 0.05
+    assert model.p("pos_embed.W_pos").pow(2).mean().sqrt().item() == pytest.approx(1.0, rel=1e-5)
+
+
 def test_checkpoint_schedule():
     spec = [{"start": 0, "stop": 100, "every": 50}, {"start": 100, "stop": 130, "every": 10}]
     assert T.checkpoint_schedule(spec, 125) == [0, 50, 100, 110, 120, 125]

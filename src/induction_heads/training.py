@@ -1,7 +1,8 @@
 """Training the small attention-only models: the batch recipe, the loop, the checkpoints.
 
 The recipe (from trials on a 2-core CPU, see issue 2): AdamW with a short linear warm-up and then a
-constant learning rate, sinusoidal initialisation of ``W_pos``, and batches that mix
+constant learning rate, sinusoidal initialisation of ``W_pos``, ``W_U`` initialised as ``W_E^T``
+(see :func:`initialise`), and batches that mix
 
 * plain text (the language-modelling signal),
 * text whose second half repeats its first (in-context copying on natural tokens),
@@ -48,6 +49,7 @@ class TrainingConfig:
     random_repeat_fill: bool = True  # repeat the segment until the row is full (not just twice)
     sinusoidal_pos_init: bool = True
     pos_init_rms: float | None = None  # RMS of the sinusoidal W_pos; None = the model's init std
+    tied_unembed_init: bool = False  # start W_U as W_E^T (trained untied): copying is learnable at once
     checkpoints: tuple[int, ...] = field(default_factory=tuple)
     threads: int = 1
 
@@ -116,6 +118,27 @@ def lm_loss(logits_but_last: Tensor, tokens: Tensor) -> Tensor:
     return F.cross_entropy(logits_but_last.flatten(0, 1), tokens[:, 1:].flatten())
 
 
+@torch.no_grad()
+def initialise(model: AttnOnlyTransformer, cfg: TrainingConfig) -> None:
+    """The recipe's two departures from TransformerLens's random initialisation.
+
+    * ``sinusoidal_pos_init``: nearby positions start with similar codes, so a previous-token head
+      forms early.
+    * ``tied_unembed_init``: ``W_U`` starts as ``W_E^T`` (rescaled to ``W_U``'s init std), as in a
+      tied-embedding model such as GPT-2, and is then trained untied. An OV circuit then copies as
+      soon as ``W_V W_O`` is near a positive multiple of a projection, a direction shared by every
+      token, instead of having to learn 3000-odd token-to-token maps one at a time. The copying
+      half of the induction circuit is what holds the phase change back (issue 2's note).
+    """
+    if cfg.sinusoidal_pos_init:
+        w_pos = model.p("pos_embed.W_pos")
+        scale = cfg.pos_init_rms if cfg.pos_init_rms is not None else float(w_pos.std())
+        w_pos.copy_(sinusoidal_positions(*w_pos.shape, scale=scale))
+    if cfg.tied_unembed_init:
+        w_e, w_u = model.p("embed.W_E"), model.p("unembed.W_U")  # [vocab d_model], [d_model vocab]
+        w_u.copy_(w_e.T * (w_u.std() / w_e.std()))
+
+
 def train(
     model: AttnOnlyTransformer,
     sampler: BatchSampler,
@@ -130,11 +153,7 @@ def train(
     Writes one JSON line per logged step to ``log_path`` and returns the same records.
     """
     torch.manual_seed(cfg.seed)
-    if cfg.sinusoidal_pos_init:
-        with torch.no_grad():
-            w_pos = model.p("pos_embed.W_pos")
-            scale = cfg.pos_init_rms if cfg.pos_init_rms is not None else float(w_pos.std())
-            w_pos.copy_(sinusoidal_positions(*w_pos.shape, scale=scale))
+    initialise(model, cfg)
     model.to(device).train()
     decay = [p for n, p in model.params.items() if "__W_" in n and "W_pos" not in n]
     no_decay = [p for n, p in model.params.items() if not ("__W_" in n and "W_pos" not in n)]
