@@ -16,7 +16,7 @@ from transformer_lens import HookedTransformer
 
 from induction_heads import dynamics as D
 from induction_heads import scores as S
-from induction_heads.architecture import attn_only_config, config_to_dict
+from induction_heads.architecture import attn_only_config, config_to_dict, to_hooked_transformer
 from induction_heads.circuits import ov_topk_accuracy
 from induction_heads.composition import composition_scores
 from induction_heads.planted import distinct_repeated_tokens, planted_induction_model
@@ -290,3 +290,22 @@ def test_notebook_on_tiny_checkpoints(tiny_results, evaluated, tmp_path):
     assert "formed in 2 of 2 seeds" in m["text"]["conclusion"]
     for fmt in ("svg", "png", "pdf"):
         assert (out_dir / m["figures"]["phase_change"][fmt]).exists()
+
+
+def test_circuit_progress_sees_a_planted_circuit_and_not_a_random_model():
+    planted, _ = planted_induction_model(d_vocab=32, n_ctx=64)
+    rep = distinct_repeated_tokens(32, seq_len=20, batch=8)
+    held = torch.randint(0, 32, (4, 64), generator=torch.Generator().manual_seed(0))
+    got = D.circuit_progress(planted, rep, 20, held)
+    assert got["best_induction_score"] > 0.95
+    assert got["best_prev_token_score"] > 0.95
+    assert got["best_last_layer_ov_top1"] == 1.0  # identity OV
+    assert got["loss_ratio"] < 0.05
+    random_model = to_hooked_transformer(planted.cfg, {
+        k: torch.randn_like(v) * 0.02 for k, v in planted.state_dict().items()
+        if not k.endswith((".mask", ".IGNORE"))
+    })  # fmt: skip
+    got = D.circuit_progress(random_model, rep, 20, held)
+    assert got["best_induction_score"] < 0.2
+    assert got["best_last_layer_ov_top1"] < 0.3
+    assert got["loss_ratio"] == pytest.approx(1.0, abs=0.05)

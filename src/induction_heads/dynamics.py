@@ -155,6 +155,34 @@ def evaluate_model(
     }
 
 
+@torch.no_grad()
+def circuit_progress(
+    model: HookedTransformer,
+    rep_tokens: Int[Tensor, "batch pos"],
+    seq_len: int,
+    held_tokens: Int[Tensor, "n_seq n_ctx"],
+) -> dict[str, float]:
+    """How far each half of the induction circuit has come, with no heads chosen in advance (for
+    recipe trials, where the final heads are not known yet): the best previous-token score in
+    layer 0, the best induction score in layers ≥ 1, the best OV top-1 copying accuracy of a
+    last-layer head, the repeat losses and the held-out loss."""
+    sc = S.head_scores(S.attention_patterns(model, rep_tokens), seq_len)
+    first, second = S.repeat_losses(S.per_token_loss(model, rep_tokens), seq_len)
+    last = model.cfg.n_layers - 1
+    ov_top1 = max(
+        ov_topk_accuracy(model, [(last, h)], ks=(1,))[1] for h in range(model.cfg.n_heads)
+    )
+    return {
+        "best_induction_score": float(sc["induction"][1:].max()) if last > 0 else float(sc["induction"].max()),
+        "best_prev_token_score": float(sc["previous_token"][0].max()),
+        "best_last_layer_ov_top1": ov_top1,
+        "loss_first_repeat": float(first.mean()),
+        "loss_second_repeat": float(second.mean()),
+        "loss_ratio": float(second.mean() / first.mean()),
+        "heldout_loss": float(S.per_token_loss(model, held_tokens).mean()),
+    }
+
+
 def evaluate_checkpoints(
     model_dir: str | Path,
     data_dir: str | Path,

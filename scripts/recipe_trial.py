@@ -1,0 +1,95 @@
+"""Try a change to the training recipe on one seed, and watch the induction circuit form.
+
+Trains one model of a config's family with your overrides and, every ``--every`` steps, prints one
+JSON line of :func:`induction_heads.dynamics.circuit_progress` (best previous-token and induction
+scores, the best last-layer OV copying accuracy, repeat losses, held-out loss); at the end, the
+first step where the heads count as formed (induction >= 0.5 and second-repeat loss at most half
+the first) and the training time without the probes. This is how the default recipe was chosen
+(issue 2's notes). It reads the tokenizer and token streams of an earlier run
+(``snakemake results/data/tokenizer.json`` builds them) and writes nothing under results/.
+
+    .venv/bin/python scripts/recipe_trial.py --seed 0 --set steps=2000 --set tied_unembed_init=false
+    .venv/bin/python scripts/recipe_trial.py --family attn2l --arch d_model=96 --arch d_head=24
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from induction_heads.architecture import (
+    AttnOnlyTransformer,
+    attn_only_config,
+    to_hooked_transformer,
+)
+from induction_heads.config import training_config_dict, validate_config
+from induction_heads.datasets import heldout_windows, repeated_random_tokens
+from induction_heads.dynamics import circuit_progress
+from induction_heads.tokenizer import bos_id, load_tokenizer, ordinary_token_ids
+from induction_heads.training import BatchSampler, TrainingConfig, train, training_config_from_dict
+
+
+def key_value(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    return key, yaml.safe_load(value)  # 2000 -> int, false -> bool, 0.003 -> float
+
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
+parser.add_argument("--family", default="attn2l", help="a `source: train` model of the config")
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                    help="override a `training:` key (repeatable)")  # fmt: skip
+parser.add_argument("--arch", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                    help="override an architecture key: n_layers, d_model, n_heads, d_head, n_ctx")  # fmt: skip
+parser.add_argument("--every", type=int, default=100, help="probe every N steps")
+parser.add_argument("--data-dir", type=Path, default=Path("results/data"))
+parser.add_argument("--threads", type=int, default=1)
+args = parser.parse_args()
+
+torch.set_num_threads(args.threads)
+config = validate_config(yaml.safe_load(args.configfile.read_text()))
+ARCH_KEYS = ("n_layers", "d_model", "n_heads", "d_head", "n_ctx")
+spec = {**{k: config["models"][args.family][k] for k in ARCH_KEYS}, **dict(args.arch)}
+training = {**training_config_dict(config, args.family), **dict(args.set)}
+base = training_config_from_dict(training, seed=args.seed, threads=args.threads)
+cfg = TrainingConfig(**{**base.__dict__, "checkpoints": tuple(range(0, base.steps + 1, args.every))})
+
+tok = load_tokenizer(args.data_dir / "tokenizer.json")
+model_cfg = attn_only_config(**spec, d_vocab=tok.get_vocab_size(), seed=args.seed)
+torch.manual_seed(args.seed)
+model = AttnOnlyTransformer(model_cfg)
+ids, bos = ordinary_token_ids(tok), bos_id(tok)
+sampler = BatchSampler(np.load(args.data_dir / "train_stream.npy"), model_cfg.n_ctx, cfg, ids, bos)
+seq_len = config["data"]["repeated_tokens"]["seq_len"]
+rep = repeated_random_tokens(ids, seq_len, batch=24, seed=0, bos=bos)
+held = heldout_windows(np.load(args.data_dir / "heldout_stream.npy"), model_cfg.n_ctx, 24, bos, seed=0)
+
+probes: list[dict] = []
+probe_time = 0.0
+
+
+def probe(step: int, state: dict) -> None:
+    global probe_time
+    t0 = time.perf_counter()
+    hooked = to_hooked_transformer(model_cfg, state)
+    record = {"step": step, **{k: round(v, 3) for k, v in circuit_progress(hooked, rep, seq_len, held).items()}}
+    probes.append(record)
+    print(json.dumps(record), flush=True)
+    probe_time += time.perf_counter() - t0
+
+
+t0 = time.perf_counter()
+with tempfile.TemporaryDirectory() as tmp:
+    train(model, sampler, cfg, probe, Path(tmp) / "train_log.jsonl", progress=False)
+formed = next((r["step"] for r in probes if r["best_induction_score"] >= 0.5 and r["loss_ratio"] <= 0.5), None)
+print(json.dumps({
+    "family": args.family, "seed": args.seed, "arch": spec, "overrides": dict(args.set),
+    "steps": cfg.steps, "formed_at_step": formed, "final": probes[-1],
+    "train_s_without_probes": round(time.perf_counter() - t0 - probe_time, 1),
+}))  # fmt: skip
