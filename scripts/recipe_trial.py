@@ -13,6 +13,7 @@ the first) and the training time without the probes. This is how the default rec
 """
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -22,16 +23,12 @@ import numpy as np
 import torch
 import yaml
 
-from induction_heads.architecture import (
-    AttnOnlyTransformer,
-    attn_only_config,
-    to_hooked_transformer,
-)
+from induction_heads.architecture import to_hooked_transformer
 from induction_heads.config import training_config_dict, validate_config
 from induction_heads.datasets import heldout_windows, repeated_random_tokens
-from induction_heads.dynamics import circuit_progress
+from induction_heads.dynamics import circuit_progress, first_formed_step
 from induction_heads.tokenizer import bos_id, load_tokenizer, ordinary_token_ids
-from induction_heads.training import BatchSampler, TrainingConfig, train, training_config_from_dict
+from induction_heads.training import ARCH_KEYS, model_and_sampler, train, training_config_from_dict
 
 
 def key_value(text: str) -> tuple[str, object]:
@@ -46,7 +43,7 @@ parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                     help="override a `training:` key (repeatable)")  # fmt: skip
 parser.add_argument("--arch", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                    help="override an architecture key: n_layers, d_model, n_heads, d_head, n_ctx")  # fmt: skip
+                    help=f"override an architecture key: {', '.join(ARCH_KEYS)}")  # fmt: skip
 parser.add_argument("--every", type=int, default=100, help="probe every N steps")
 parser.add_argument("--data-dir", type=Path, default=Path("results/data"))
 parser.add_argument("--threads", type=int, default=1)
@@ -54,21 +51,17 @@ args = parser.parse_args()
 
 torch.set_num_threads(args.threads)
 config = validate_config(yaml.safe_load(args.configfile.read_text()))
-ARCH_KEYS = ("n_layers", "d_model", "n_heads", "d_head", "n_ctx")
-spec = {**{k: config["models"][args.family][k] for k in ARCH_KEYS}, **dict(args.arch)}
+arch = {**{k: config["models"][args.family][k] for k in ARCH_KEYS}, **dict(args.arch)}
 training = {**training_config_dict(config, args.family), **dict(args.set)}
-base = training_config_from_dict(training, seed=args.seed, threads=args.threads)
-cfg = TrainingConfig(**{**base.__dict__, "checkpoints": tuple(range(0, base.steps + 1, args.every))})
+cfg = training_config_from_dict(training, seed=args.seed, threads=args.threads)
+cfg = dataclasses.replace(cfg, checkpoints=tuple(range(0, cfg.steps + 1, args.every)))
+model, sampler = model_and_sampler(arch, cfg, args.data_dir / "tokenizer.json", args.data_dir / "train_stream.npy")
 
 tok = load_tokenizer(args.data_dir / "tokenizer.json")
-model_cfg = attn_only_config(**spec, d_vocab=tok.get_vocab_size(), seed=args.seed)
-torch.manual_seed(args.seed)
-model = AttnOnlyTransformer(model_cfg)
-ids, bos = ordinary_token_ids(tok), bos_id(tok)
-sampler = BatchSampler(np.load(args.data_dir / "train_stream.npy"), model_cfg.n_ctx, cfg, ids, bos)
+bos = bos_id(tok)
 seq_len = config["data"]["repeated_tokens"]["seq_len"]
-rep = repeated_random_tokens(ids, seq_len, batch=24, seed=0, bos=bos)
-held = heldout_windows(np.load(args.data_dir / "heldout_stream.npy"), model_cfg.n_ctx, 24, bos, seed=0)
+rep = repeated_random_tokens(ordinary_token_ids(tok), seq_len, batch=24, seed=0, bos=bos)
+held = heldout_windows(np.load(args.data_dir / "heldout_stream.npy"), model.cfg.n_ctx, 24, bos, seed=0)
 
 probes: list[dict] = []
 probe_time = 0.0
@@ -77,7 +70,7 @@ probe_time = 0.0
 def probe(step: int, state: dict) -> None:
     global probe_time
     t0 = time.perf_counter()
-    hooked = to_hooked_transformer(model_cfg, state)
+    hooked = to_hooked_transformer(model.cfg, state)
     record = {"step": step, **{k: round(v, 3) for k, v in circuit_progress(hooked, rep, seq_len, held).items()}}
     probes.append(record)
     print(json.dumps(record), flush=True)
@@ -87,9 +80,8 @@ def probe(step: int, state: dict) -> None:
 t0 = time.perf_counter()
 with tempfile.TemporaryDirectory() as tmp:
     train(model, sampler, cfg, probe, Path(tmp) / "train_log.jsonl", progress=False)
-formed = next((r["step"] for r in probes if r["best_induction_score"] >= 0.5 and r["loss_ratio"] <= 0.5), None)
 print(json.dumps({
-    "family": args.family, "seed": args.seed, "arch": spec, "overrides": dict(args.set),
-    "steps": cfg.steps, "formed_at_step": formed, "final": probes[-1],
+    "family": args.family, "seed": args.seed, "arch": arch, "overrides": dict(args.set),
+    "steps": cfg.steps, "formed_at_step": first_formed_step(probes), "final": probes[-1],
     "train_s_without_probes": round(time.perf_counter() - t0 - probe_time, 1),
 }))  # fmt: skip

@@ -16,10 +16,12 @@ from transformer_lens import HookedTransformer
 
 from induction_heads import dynamics as D
 from induction_heads import scores as S
-from induction_heads.architecture import attn_only_config, config_to_dict, to_hooked_transformer
+from induction_heads.architecture import attn_only_config, config_to_dict
 from induction_heads.circuits import ov_topk_accuracy
 from induction_heads.composition import composition_scores
 from induction_heads.planted import distinct_repeated_tokens, planted_induction_model
+
+from .conftest import noisy_model
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -301,11 +303,20 @@ def test_circuit_progress_sees_a_planted_circuit_and_not_a_random_model():
     assert got["best_prev_token_score"] > 0.95
     assert got["best_last_layer_ov_top1"] == 1.0  # identity OV
     assert got["loss_ratio"] < 0.05
-    random_model = to_hooked_transformer(planted.cfg, {
-        k: torch.randn_like(v) * 0.02 for k, v in planted.state_dict().items()
-        if not k.endswith((".mask", ".IGNORE"))
-    })  # fmt: skip
+    random_model = noisy_model(2, weight_std=0.02, bias_std=0.02, d_vocab=32, n_ctx=64)
     got = D.circuit_progress(random_model, rep, 20, held)
     assert got["best_induction_score"] < 0.2
     assert got["best_last_layer_ov_top1"] < 0.3
     assert got["loss_ratio"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_first_formed_step_needs_both_bars():
+    probes = [
+        {"step": 0, "best_induction_score": 0.02, "loss_ratio": 1.0},
+        {"step": 100, "best_induction_score": 0.6, "loss_ratio": 0.7},  # attends, barely predicts
+        {"step": 200, "best_induction_score": 0.45, "loss_ratio": 0.3},  # predicts, attention short
+        {"step": 300, "best_induction_score": 0.5, "loss_ratio": 0.5},
+    ]
+    assert D.first_formed_step(probes) == 300
+    assert D.first_formed_step(probes[:3]) is None
+    assert D.first_formed_step(probes, min_induction=0.4, max_loss_ratio=0.3) == 200

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from . import scores as S
-from .circuits import ov_topk_accuracy
+from .circuits import ov_topk_accuracy, ov_topk_all_heads
 from .composition import composition_scores
 from .datasets import load_token_set
 from .metrics import atomic_write_text
@@ -98,7 +98,7 @@ def select_traced_heads(
     be an induction head) and the best previous-token head in a layer before it."""
     sc = S.head_scores(patterns, seq_len)
     n_layers = sc["induction"].shape[0]
-    ind_label, _ = S.best_head(sc["induction"], list(range(1, n_layers)) if n_layers > 1 else None)
+    ind_label, _ = S.best_head(sc["induction"], S.induction_layers(n_layers))
     ind_layer = parse_head_label(ind_label)[0]
     prev_layers = list(range(ind_layer)) if ind_layer > 0 else None
     prev_label, _ = S.best_head(sc["previous_token"], prev_layers)
@@ -115,6 +115,34 @@ def kcomp_score(model: HookedTransformer, heads: TracedHeads) -> float | None:
     return score if np.isfinite(score) else None
 
 
+@dataclass(frozen=True)
+class Behaviour:
+    """What one model state does on the two token sets (the inputs of every per-checkpoint
+    quantity)."""
+
+    held_loss: Float[Tensor, "n_seq pos_minus_1"]
+    first_repeat: Float[Tensor, "batch"]  # per-sequence mean loss
+    second_repeat: Float[Tensor, "batch"]
+    scores: dict[str, Float[Tensor, "layer head"]]  # S.head_scores on the repeated tokens
+
+
+@torch.no_grad()
+def behaviour(
+    model: HookedTransformer,
+    rep_tokens: Int[Tensor, "batch pos"],
+    seq_len: int,
+    held_tokens: Int[Tensor, "n_seq n_ctx"],
+    batch_size: int = 64,
+) -> Behaviour:
+    first, second = S.repeat_losses(S.per_token_loss(model, rep_tokens, batch_size), seq_len)
+    return Behaviour(
+        held_loss=S.per_token_loss(model, held_tokens, batch_size),
+        first_repeat=first,
+        second_repeat=second,
+        scores=S.head_scores(S.attention_patterns(model, rep_tokens), seq_len),
+    )
+
+
 @torch.no_grad()
 def evaluate_model(
     model: HookedTransformer,
@@ -127,9 +155,8 @@ def evaluate_model(
     batch_size: int = 64,
 ) -> dict[str, Any]:
     """Every per-checkpoint quantity of one model state (no step or training-log fields)."""
-    held_loss = S.per_token_loss(model, held_tokens, batch_size)  # [n_seq, n_ctx - 1]
-    rep_first, rep_second = S.repeat_losses(S.per_token_loss(model, rep_tokens, batch_size), seq_len)
-    sc = S.head_scores(S.attention_patterns(model, rep_tokens), seq_len)
+    b = behaviour(model, rep_tokens, seq_len, held_tokens, batch_size)
+    held_loss, rep_first, rep_second, sc = b.held_loss, b.first_repeat, b.second_repeat, b.scores
     ind_head, ind_score = S.best_head(sc["induction"])
     prev_head, prev_score = S.best_head(sc["previous_token"])
     li, hi = parse_head_label(traced.induction)
@@ -164,23 +191,32 @@ def circuit_progress(
 ) -> dict[str, float]:
     """How far each half of the induction circuit has come, with no heads chosen in advance (for
     recipe trials, where the final heads are not known yet): the best previous-token score in
-    layer 0, the best induction score in layers ≥ 1, the best OV top-1 copying accuracy of a
-    last-layer head, the repeat losses and the held-out loss."""
-    sc = S.head_scores(S.attention_patterns(model, rep_tokens), seq_len)
-    first, second = S.repeat_losses(S.per_token_loss(model, rep_tokens), seq_len)
-    last = model.cfg.n_layers - 1
-    ov_top1 = max(
-        ov_topk_accuracy(model, [(last, h)], ks=(1,))[1] for h in range(model.cfg.n_heads)
-    )
+    layer 0, the best induction score where induction heads are searched, the best OV top-1
+    copying accuracy of a last-layer head, the repeat losses and the held-out loss."""
+    b = behaviour(model, rep_tokens, seq_len, held_tokens)
+    n_layers = model.cfg.n_layers
     return {
-        "best_induction_score": float(sc["induction"][1:].max()) if last > 0 else float(sc["induction"].max()),
-        "best_prev_token_score": float(sc["previous_token"][0].max()),
-        "best_last_layer_ov_top1": ov_top1,
-        "loss_first_repeat": float(first.mean()),
-        "loss_second_repeat": float(second.mean()),
-        "loss_ratio": float(second.mean() / first.mean()),
-        "heldout_loss": float(S.per_token_loss(model, held_tokens).mean()),
+        "best_induction_score": S.best_head(b.scores["induction"], S.induction_layers(n_layers))[1],
+        "best_prev_token_score": S.best_head(b.scores["previous_token"], [0])[1],
+        "best_last_layer_ov_top1": float(ov_topk_all_heads(model, ks=(1,))[1][n_layers - 1].max()),
+        "loss_first_repeat": float(b.first_repeat.mean()),
+        "loss_second_repeat": float(b.second_repeat.mean()),
+        "loss_ratio": float(b.second_repeat.mean() / b.first_repeat.mean()),
+        "heldout_loss": float(b.held_loss.mean()),
     }
+
+
+def first_formed_step(
+    progress: Sequence[dict], min_induction: float = 0.5, max_loss_ratio: float = 0.5
+) -> int | None:
+    """The first probed step (records of :func:`circuit_progress` with a ``step``) where the heads
+    count as formed by issue 2's bars: an induction score of at least ``min_induction`` and a
+    second-repeat loss at most ``max_loss_ratio`` of the first; ``None`` if none is."""
+    return next(
+        (r["step"] for r in progress
+         if r["best_induction_score"] >= min_induction and r["loss_ratio"] <= max_loss_ratio),
+        None,
+    )  # fmt: skip
 
 
 def evaluate_checkpoints(

@@ -156,6 +156,12 @@ def best_head(scores: Float[Tensor, "layer head"], layers: list[int] | None = No
     return best[1], best[0]
 
 
+def induction_layers(n_layers: int) -> list[int] | None:
+    """Where induction heads are searched: layers 1+ of a multi-layer model (an induction head
+    needs an earlier previous-token head); every layer (``None``) of a one-layer model."""
+    return list(range(1, n_layers)) or None
+
+
 def head_summary(
     scores: dict[str, Float[Tensor, "layer head"]], thresholds: dict[str, float]
 ) -> list[tuple[str, object, str]]:
@@ -163,7 +169,7 @@ def head_summary(
     detected heads. Induction heads are searched in layers 1+ of a multi-layer model (they need
     an earlier previous-token head); ``prev_token_*`` aliases are what later analyses read."""
     n_layers = next(iter(scores.values())).shape[0]
-    later = list(range(1, n_layers)) or None
+    later = induction_layers(n_layers)
     rows: list[tuple[str, object, str]] = []
     for name, score in scores.items():
         layers = later if name == "induction" else None

@@ -54,6 +54,9 @@ class TrainingConfig:
     threads: int = 1
 
 
+ARCH_KEYS = ("n_layers", "d_model", "n_heads", "d_head", "n_ctx")  # a trained model entry's shape
+
+
 def checkpoint_schedule(spec: Iterable[dict], steps: int) -> list[int]:
     """Expand ``[{"start":…, "stop":…, "every":…}, …]`` into sorted steps; always has 0 and ``steps``."""
     out = {0, steps}
@@ -224,6 +227,23 @@ def training_config_from_dict(d: dict, seed: int, threads: int = 1) -> TrainingC
     return TrainingConfig(**fields)
 
 
+def model_and_sampler(
+    arch: dict, train_cfg: TrainingConfig, tokenizer_path: Path, stream_path: Path
+) -> tuple[AttnOnlyTransformer, BatchSampler]:
+    """A freshly initialised model of ``arch`` (the keys of :data:`ARCH_KEYS`) seeded by the
+    training config, and the batch sampler over the tokenized training stream."""
+    from .architecture import attn_only_config
+    from .tokenizer import bos_id, load_tokenizer, ordinary_token_ids
+
+    tok = load_tokenizer(tokenizer_path)
+    cfg = attn_only_config(**{k: arch[k] for k in ARCH_KEYS}, d_vocab=tok.get_vocab_size(),
+                           seed=train_cfg.seed)  # fmt: skip
+    torch.manual_seed(train_cfg.seed)
+    model = AttnOnlyTransformer(cfg)
+    sampler = BatchSampler(np.load(stream_path), cfg.n_ctx, train_cfg, ordinary_token_ids(tok), bos_id(tok))
+    return model, sampler
+
+
 def train_model_to_dir(
     name: str,
     arch: dict,
@@ -235,21 +255,11 @@ def train_model_to_dir(
     progress: bool = True,
 ) -> dict:
     """Train one model (one seed) and save checkpoints, the log and the final weights."""
-    from .architecture import attn_only_config
-    from .tokenizer import bos_id, load_tokenizer, ordinary_token_ids
     from .weights import ModelInfo, save_model
 
     torch.set_num_threads(train_cfg.threads)
-    tok = load_tokenizer(tokenizer_path)
-    cfg = attn_only_config(
-        n_layers=arch["n_layers"], d_model=arch["d_model"], n_heads=arch["n_heads"],
-        d_head=arch["d_head"], n_ctx=arch["n_ctx"], d_vocab=tok.get_vocab_size(),
-        seed=train_cfg.seed,
-    )  # fmt: skip
-    torch.manual_seed(train_cfg.seed)
-    model = AttnOnlyTransformer(cfg)
-    stream = np.load(stream_path)
-    sampler = BatchSampler(stream, cfg.n_ctx, train_cfg, ordinary_token_ids(tok), bos_id(tok))
+    model, sampler = model_and_sampler(arch, train_cfg, tokenizer_path, stream_path)
+    cfg = model.cfg
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)

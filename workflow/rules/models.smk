@@ -4,8 +4,10 @@
 
 
 def trained_arch(wc):
+    from induction_heads.training import ARCH_KEYS
+
     spec = TRAINED[wc.model]["spec"]
-    return {k: spec[k] for k in ("n_layers", "d_model", "n_heads", "d_head", "n_ctx")}
+    return {k: spec[k] for k in ARCH_KEYS}
 
 
 rule train_model:
