@@ -295,3 +295,19 @@ def test_time_summary_gives_the_training_share():
     ])  # fmt: skip
     assert prov.time_summary == {"total_s": 500.0, "training_s": 400.0, "training_share": 0.8}
     assert P.Provenance().time_summary is None
+
+
+def test_atomic_writes_leave_an_ordinary_file_mode(tmp_path):
+    """mkstemp's owner-only mode must not leak into the outputs (report.html, numbers.json…)."""
+    import os
+
+    from induction_heads.metrics import atomic_write_text
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "out" / "numbers.json", "{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "out" / "numbers.json").read_text() == "{}"
+    assert (tmp_path / "out" / "numbers.json").stat().st_mode & 0o777 == 0o644
+    assert list((tmp_path / "out").iterdir()) == [tmp_path / "out" / "numbers.json"]  # no temp left
