@@ -93,9 +93,11 @@ def test_random_rows_can_repeat_their_segment_until_the_row_is_full():
     rows = make_sampler(fill=True).sample().numpy()
     random_rows = [r for r in rows if r[1] < 900]
     assert len(random_rows) / 400 == pytest.approx(0.5, abs=0.08)
-    for r in random_rows:
-        period = next(k for k in range(4, 10) if (r[1 + k :] == r[1 : len(r) - k]).all())
-        assert len(set(r[1 : 1 + period])) >= 1 and (r[1:] < 900).all()
+    for r in random_rows:  # r r r …: the whole body is one segment of length 4-9, tiled
+        periods = [k for k in range(4, 10) if (r[1 + k :] == r[1 : len(r) - k]).all()]
+        assert periods, f"row is not a repeated 4-9 token segment: {r}"
+        assert (r[1:] == np.resize(r[1 : 1 + periods[0]], len(r) - 1)).all()
+        assert (r[1:] < 900).all()  # no text tokens after the segment
 
 
 def test_batches_are_reproducible_from_the_seed():
