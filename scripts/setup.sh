@@ -39,8 +39,13 @@ for pkg in r-cran-janeaustenr bible-kjv-text bible-kjv wordnet-base; do
   fi
 done
 
-# pdftoppm (poppler-utils) renders report pages in the tests; optional for the workflow itself.
-if ! command -v pdftoppm >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  apt-get install -y -qq poppler-utils >/dev/null 2>&1 || echo "setup: poppler-utils not installed (report page tests will be skipped)" >&2
+# Tools the tests use, optional for the workflow itself: pdftoppm (poppler-utils) renders report
+# pages; a headless Chromium checks the HTML report renders offline. Installed when we are root.
+if [ "$(id -u)" = 0 ]; then
+  command -v pdftoppm >/dev/null 2>&1 || apt-get install -y -qq poppler-utils >/dev/null 2>&1 \
+    || echo "setup: poppler-utils not installed (report page tests will be skipped)" >&2
+  command -v chromium >/dev/null 2>&1 || command -v chromium-headless-shell >/dev/null 2>&1 \
+    || apt-get install -y -qq --no-install-recommends chromium-headless-shell >/dev/null 2>&1 \
+    || echo "setup: no headless Chromium (the browser test of the report will be skipped)" >&2
 fi
 echo "setup: ready (.venv, $(ls "$debs" | wc -l) Debian packages in $debs)"

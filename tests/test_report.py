@@ -267,7 +267,7 @@ def test_cli_builds_html_and_rejects_bad_roles(tmp_path, capsys):
     assert "--roles is not JSON" in capsys.readouterr().err
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "chromium-headless-shell"))), None)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium on this machine")
