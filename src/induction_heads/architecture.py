@@ -110,8 +110,9 @@ class AttnOnlyTransformer(nn.Module):
         return self.params[name.replace(".", "__")]
 
     def tl_state_dict(self) -> dict[str, Tensor]:
-        """Parameters under their TransformerLens names."""
-        return {k.replace("__", "."): v.detach().clone() for k, v in self.params.items()}
+        """Parameters under their TransformerLens names, copied to the CPU (checkpoints of a GPU
+        run load anywhere)."""
+        return {k.replace("__", "."): v.detach().to("cpu", copy=True) for k, v in self.params.items()}
 
     def forward(
         self, tokens: Int[Tensor, "batch pos"], drop_last: bool = False

@@ -217,11 +217,14 @@ def head_dla(
     token: Int[Tensor, "batch n"],
 ) -> Float[Tensor, "batch n"]:
     """Direct logit attribution of head ``layer.head`` at ``query_pos`` to ``token``:
-    ``z · W_O[layer, head] · W_U[:, token]``. Exact only without a final LayerNorm."""
-    z_q = z[torch.arange(z.shape[0])[:, None], query_pos, head]  # [batch n d_head]
+    ``z · W_O[layer, head] · W_U[:, token]``. Exact only without a final LayerNorm.
+    Computed on the model's device; returned on ``z``'s."""
+    dev = model.W_O.device
+    rows = torch.arange(z.shape[0], device=dev)[:, None]
+    z_q = z.to(dev)[rows, query_pos.to(dev), head]  # [batch n d_head]
     out = z_q @ model.W_O[layer, head]  # [batch n d_model]
-    w_u = model.W_U.T[token]  # [batch n d_model]
-    return (out * w_u).sum(-1)
+    w_u = model.W_U.T[token.to(dev)]  # [batch n d_model]
+    return (out * w_u).sum(-1).to(z.device)
 
 
 @torch.no_grad()
@@ -271,7 +274,7 @@ def condition_measures(
         for name, tok in (("exact", ex), ("fuzzy", fz)):
             out[f"logprob_{name}"].append(_masked_mean(logprobs[b, q, tok], valid))
             out[f"logit_{name}"].append(_masked_mean(logits[b, q, tok], valid))
-            dla = [head_dla(model, cache["z", L].cpu(), L, H, q, tok) for L, H in parsed]
+            dla = [head_dla(model, cache["z", L], L, H, q, tok).cpu() for L, H in parsed]
             stacked = torch.stack(dla, -1) if dla else torch.zeros(*q.shape, 0)
             out[f"dla_{name}"].append(_masked_mean(stacked, valid))
     return {name: torch.cat(parts).numpy() for name, parts in out.items()}
