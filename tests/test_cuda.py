@@ -5,14 +5,16 @@ default DAG on an H100). They need a GPU, so they are skipped elsewhere; the CPU
 themselves are checked against references in the other test files.
 """
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
-from induction_heads import ablation, circuits, composition, dynamics, fuzzy, planted
-from induction_heads.architecture import AttnOnlyTransformer, attn_only_config
+from induction_heads import ablation, circuits, composition, dynamics, fuzzy
 from induction_heads.datasets import repeated_random_tokens
-from induction_heads.training import BatchSampler, TrainingConfig, train
+
+from .test_training import train_tiny
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -20,9 +22,9 @@ SEQ_LEN = 20
 
 
 @pytest.fixture(scope="module")
-def models():
+def models(planted):
     """The planted induction model, once on the CPU and once on the GPU."""
-    return planted.planted_induction_model()[0], planted.planted_induction_model()[0].to("cuda")
+    return planted[0], copy.deepcopy(planted[0]).to("cuda")
 
 
 @pytest.fixture(scope="module")
@@ -72,15 +74,7 @@ def test_circuit_progress(models, rep_tokens):
 
 
 def test_training_runs_and_learns_on_the_gpu(tmp_path):
-    cfg_model = attn_only_config(n_layers=2, d_model=32, n_heads=2, d_head=16, n_ctx=20, d_vocab=50)
-    model = AttnOnlyTransformer(cfg_model)
-    cfg = TrainingConfig(steps=30, batch_size=8, lr=1e-2, warmup_steps=2, seed=1,
-                         random_segment_min=2, random_segment_max=6)  # fmt: skip
-    stream = np.tile(np.arange(1, 40, dtype=np.int64), 50)
-    sampler = BatchSampler(stream, 20, cfg, np.arange(1, 50), bos=0)
-    saved = {}
-    records = train(model, sampler, cfg, lambda s, sd: saved.__setitem__(s, sd), tmp_path / "log.jsonl",
-                    device="cuda", progress=False)  # fmt: skip
+    model, saved, records = train_tiny(tmp_path / "log.jsonl", device="cuda")
     assert records[-1]["loss"] < records[0]["loss"] - 0.5
     assert all(t.device.type == "cpu" for t in saved[30].values())  # checkpoints load anywhere
     assert next(model.parameters()).device.type == "cuda"

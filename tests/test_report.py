@@ -267,7 +267,8 @@ def test_cli_builds_html_and_rejects_bad_roles(tmp_path, capsys):
     assert "--roles is not JSON" in capsys.readouterr().err
 
 
-CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "chromium-headless-shell"))), None)
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "chromium-headless-shell")
+CHROMIUM = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium on this machine")

@@ -105,25 +105,28 @@ def test_batches_are_reproducible_from_the_seed():
     assert not torch.equal(make_sampler(seed=3).sample(), make_sampler(seed=4).sample())
 
 
-def test_training_lowers_loss_saves_checkpoints_and_is_deterministic(tmp_path):
-    stream = np.tile(np.arange(1, 40, dtype=np.int64), 50)  # a periodic "text": learnable
+def train_tiny(log_path, device="cpu"):
+    """30 steps of a small 2-layer model on a periodic "text" (learnable): the model, the saved
+    checkpoints (step → state dict) and the log records."""
+    stream = np.tile(np.arange(1, 40, dtype=np.int64), 50)
     cfg = T.TrainingConfig(steps=30, batch_size=8, lr=1e-2, warmup_steps=2, seed=1, checkpoints=(10,),
                            frac_repeated_text=0.2, frac_random_repeat=0.2, random_segment_min=2,
                            random_segment_max=6)
+    torch.manual_seed(0)
+    model = AttnOnlyTransformer(small_cfg())
+    saved = {}
+    sampler = T.BatchSampler(stream, 20, cfg, np.arange(1, 50), bos=0)
+    records = T.train(model, sampler, cfg, lambda s, sd: saved.__setitem__(s, sd), log_path,
+                      device=device, progress=False)  # fmt: skip
+    return model, saved, records
 
-    def run(out):
-        torch.manual_seed(0)
-        model = AttnOnlyTransformer(small_cfg())
-        saved = {}
-        sampler = T.BatchSampler(stream, 20, cfg, np.arange(1, 50), bos=0)
-        records = T.train(model, sampler, cfg, lambda s, sd: saved.__setitem__(s, sd), out, progress=False)
-        return saved, records
 
-    saved, records = run(tmp_path / "a.jsonl")
+def test_training_lowers_loss_saves_checkpoints_and_is_deterministic(tmp_path):
+    _, saved, records = train_tiny(tmp_path / "a.jsonl")
     assert sorted(saved) == [0, 10, 30]
     assert records[-1]["loss"] < records[0]["loss"] - 0.5
     assert json.loads((tmp_path / "a.jsonl").read_text().splitlines()[0])["step"] == 1
-    saved2, _ = run(tmp_path / "b.jsonl")
+    _, saved2, _ = train_tiny(tmp_path / "b.jsonl")
     for key in saved[30]:
         assert torch.equal(saved[30][key], saved2[30][key]), key
 

@@ -156,17 +156,17 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Every per-checkpoint quantity of one model state (no step or training-log fields)."""
     b = behaviour(model, rep_tokens, seq_len, held_tokens, batch_size)
-    held_loss, rep_first, rep_second, sc = b.held_loss, b.first_repeat, b.second_repeat, b.scores
+    sc = b.scores
     ind_head, ind_score = S.best_head(sc["induction"])
     prev_head, prev_score = S.best_head(sc["previous_token"])
     li, hi = parse_head_label(traced.induction)
     lp, hp = parse_head_label(traced.prev_token)
     return {
-        "heldout_loss": float(held_loss.mean()),
-        "icl_score": float(S.in_context_learning_score(held_loss, icl_late, icl_early).mean()),
-        "loss_first_repeat": float(rep_first.mean()),
-        "loss_second_repeat": float(rep_second.mean()),
-        "loss_ratio": float(rep_second.mean() / rep_first.mean()),
+        "heldout_loss": float(b.held_loss.mean()),
+        "icl_score": float(S.in_context_learning_score(b.held_loss, icl_late, icl_early).mean()),
+        "loss_first_repeat": float(b.first_repeat.mean()),
+        "loss_second_repeat": float(b.second_repeat.mean()),
+        "loss_ratio": float(b.second_repeat.mean() / b.first_repeat.mean()),
         "best_induction_score": ind_score,
         "best_induction_head": ind_head,
         "best_prev_token_score": prev_score,

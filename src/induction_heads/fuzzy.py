@@ -218,13 +218,13 @@ def head_dla(
 ) -> Float[Tensor, "batch n"]:
     """Direct logit attribution of head ``layer.head`` at ``query_pos`` to ``token``:
     ``z · W_O[layer, head] · W_U[:, token]``. Exact only without a final LayerNorm.
-    Computed on the model's device; returned on ``z``'s."""
+    Computed (and returned) on the model's device, wherever the inputs are."""
     dev = model.W_O.device
     rows = torch.arange(z.shape[0], device=dev)[:, None]
     z_q = z.to(dev)[rows, query_pos.to(dev), head]  # [batch n d_head]
     out = z_q @ model.W_O[layer, head]  # [batch n d_model]
     w_u = model.W_U.T[token.to(dev)]  # [batch n d_model]
-    return (out * w_u).sum(-1).to(z.device)
+    return (out * w_u).sum(-1)
 
 
 @torch.no_grad()
