@@ -49,29 +49,24 @@ def attn_only_config(
     )
 
 
-_CONFIG_KEYS = (
-    "n_layers", "d_model", "n_heads", "d_head", "n_ctx", "d_vocab", "d_mlp", "act_fn",
-    "attn_only", "normalization_type", "positional_embedding_type", "attention_dir",
-    "original_architecture", "tokenizer_name", "seed", "default_prepend_bos",
-    "use_attn_result", "d_vocab_out", "parallel_attn_mlp", "rotary_dim", "final_rms",
-    "init_weights", "attn_types", "window_size",
-)  # fmt: skip
+# Fields of HookedTransformerConfig that describe the machine, not the model.
+_RUNTIME_KEYS = ("device", "dtype", "n_devices", "n_params")
 
 
 def config_to_dict(cfg: HookedTransformerConfig) -> dict[str, Any]:
-    """The config fields that define the model, as plain JSON-able values."""
+    """Every field that defines the model (published architectures need many: rotary, parallel
+    attention/MLP, LayerNorm kind …), as plain JSON values."""
     out = {}
-    for key in _CONFIG_KEYS:
-        if hasattr(cfg, key):
-            value = getattr(cfg, key)
-            if isinstance(value, (str, int, float, bool, type(None), list)):
-                out[key] = value
+    for key, value in cfg.to_dict().items():
+        if key not in _RUNTIME_KEYS and isinstance(value, (str, int, float, bool, type(None), list, dict)):
+            out[key] = value
     return out
 
 
 def config_from_dict(d: dict[str, Any], device: str = "cpu") -> HookedTransformerConfig:
-    known = {k: v for k, v in d.items() if k in _CONFIG_KEYS}
-    return HookedTransformerConfig(**known, device=device)
+    known = set(HookedTransformerConfig.__dataclass_fields__)
+    fields = {k: v for k, v in d.items() if k in known and k not in _RUNTIME_KEYS}
+    return HookedTransformerConfig.from_dict({**fields, "device": device})
 
 
 def sinusoidal_positions(n_ctx: int, d_model: int, scale: float) -> Float[Tensor, "pos d_model"]:

@@ -1,11 +1,17 @@
-"""Byte-level BPE tokenizer trained on the training split, with a BOS token.
+"""Tokenizers: the byte-level BPE trained here, and the facts the analyses need of any tokenizer.
 
-The tokenizer is saved as a single ``tokenizer.json`` (the ``tokenizers`` library's format) that
-every later rule loads. Token id 0 is BOS; all other ids are "ordinary" tokens.
+The trained tokenizer is saved as a single ``tokenizer.json`` (the ``tokenizers`` library's
+format). Its token id 0 is BOS; all other ids are "ordinary" tokens.
+
+A published model brings its own tokenizer (GPT-2's, GPT-NeoX's, OPT's …). What the pipeline
+needs of it is :class:`TokenizerFacts`: which id is BOS, which ids are special (never drawn as
+random tokens, never a synonym), the unknown token if any, and its size — which may be smaller
+than the model's ``d_vocab`` (Pythia pads its embedding to 50304 for 50277 tokens), never larger.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,18 +45,95 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
 
 
 def bos_id(tok: Tokenizer) -> int:
+    """BOS of the tokenizer trained here (use :class:`TokenizerFacts` for any other)."""
     return tok.token_to_id(BOS_TOKEN)
 
 
-def ordinary_token_ids(tok: Tokenizer) -> np.ndarray:
+# Names under which tokenizers commonly keep their BOS, tried in order when nothing says which.
+BOS_CANDIDATES = (BOS_TOKEN, "<|endoftext|>", "<s>", "<bos>", "[BOS]", "<|begin_of_text|>")
+
+
+class TokenizerError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TokenizerFacts:
+    bos_id: int
+    special_ids: tuple[int, ...]
+    vocab_size: int  # ids 0 … vocab_size-1, added tokens included
+    unk_id: int | None = None
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "special_ids": list(self.special_ids)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TokenizerFacts":
+        return cls(d["bos_id"], tuple(d["special_ids"]), d["vocab_size"], d.get("unk_id"))
+
+
+def _token_content(value) -> str | None:
+    """A special token as tokenizer_config.json / special_tokens_map.json write it."""
+    if isinstance(value, dict):
+        return value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def tokenizer_facts(
+    tok: Tokenizer,
+    d_vocab: int,
+    bos_token_id: int | None = None,
+    token_config: dict | None = None,
+    where: str = "tokenizer",
+) -> TokenizerFacts:
+    """BOS from ``bos_token_id`` (the config entry), else the tokenizer's own ``bos_token``
+    (``token_config``: tokenizer_config.json merged with special_tokens_map.json), else a special
+    token with a usual BOS name; special ids = the tokenizer's special added tokens and its
+    declared bos/eos/unk/pad tokens. Refuses a tokenizer larger than ``d_vocab``."""
+    token_config = token_config or {}
+    size = tok.get_vocab_size(with_added_tokens=True)
+    if size > d_vocab:
+        raise TokenizerError(f"{where} has {size} tokens, more than the model's d_vocab {d_vocab}")
+    special = {t.content: i for i, t in tok.get_added_tokens_decoder().items() if t.special}
+    declared = {}
+    for key in ("bos_token", "eos_token", "unk_token", "pad_token"):
+        content = _token_content(token_config.get(key))
+        if content is not None and tok.token_to_id(content) is not None:
+            declared[key] = tok.token_to_id(content)
+    if bos_token_id is not None:
+        bos = bos_token_id
+    elif "bos_token" in declared:
+        bos = declared["bos_token"]
+    else:
+        bos = next((tok.token_to_id(n) for n in BOS_CANDIDATES if tok.token_to_id(n) is not None), None)
+    if bos is None:
+        raise TokenizerError(
+            f"{where}: no BOS token found (no bos_token in its config, none of {BOS_CANDIDATES}); "
+            f"set `bos_token_id` in the model's config entry"
+        )
+    if not 0 <= bos < d_vocab:
+        raise TokenizerError(f"{where}: BOS id {bos} is outside the model's vocabulary (d_vocab {d_vocab})")
+    unk = declared.get("unk_token")
+    if unk is None and getattr(tok.model, "unk_token", None):
+        unk = tok.token_to_id(tok.model.unk_token)
+    ids = set(special.values()) | set(declared.values()) | {bos}
+    return TokenizerFacts(int(bos), tuple(sorted(int(i) for i in ids)), int(size), unk)
+
+
+def ordinary_token_ids(tok: Tokenizer, facts: TokenizerFacts | None = None) -> np.ndarray:
     """All token ids that are not special tokens (what random-token sequences draw from)."""
-    special = {tok.token_to_id(t) for t in SPECIAL_TOKENS}
-    return np.array([i for i in range(tok.get_vocab_size()) if i not in special], dtype=np.int64)
+    if facts is None:
+        special = {tok.token_to_id(t) for t in SPECIAL_TOKENS}
+        size = tok.get_vocab_size()
+    else:
+        special, size = set(facts.special_ids), facts.vocab_size
+    return np.array([i for i in range(size) if i not in special], dtype=np.int64)
 
 
-def encode_documents(tok: Tokenizer, docs: list[str]) -> np.ndarray:
-    """Concatenate documents into one token stream, each document preceded by BOS."""
-    bos = bos_id(tok)
+def encode_documents(tok: Tokenizer, docs: list[str], bos: int | None = None) -> np.ndarray:
+    """Concatenate documents into one token stream, each document preceded by BOS (the trained
+    tokenizer's own unless ``bos`` is given)."""
+    bos = bos_id(tok) if bos is None else bos
     pieces = []
     for enc in tok.encode_batch(docs):
         pieces.append(np.array([bos, *enc.ids], dtype=np.int32))
