@@ -20,11 +20,10 @@ parser.add_argument("--batch", type=int, required=True)
 parser.add_argument("--rep-seed", type=int, default=0)
 parser.add_argument("--n-heldout", type=int, required=True)
 parser.add_argument("--heldout-seed", type=int, default=0)
-parser.add_argument("--bos-token-id", type=int, default=0)
 parser.add_argument("--max-ctx", type=int, default=None, help="cap on held-out window length")
 args = parser.parse_args()
 summary = build_model_datasets(
     args.model_dir, args.heldout, args.out_dir, args.seq_len, args.batch, args.rep_seed,
-    args.n_heldout, args.heldout_seed, args.bos_token_id, args.max_ctx,
+    args.n_heldout, args.heldout_seed, args.max_ctx,
 )  # fmt: skip
 print(json.dumps(summary))

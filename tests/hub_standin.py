@@ -27,6 +27,7 @@ import urllib.parse
 from pathlib import Path
 
 import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 
@@ -187,26 +188,27 @@ def tokenizer_files(kind: str, bos: str = "<|endoftext|>", **tok_kwargs) -> dict
         return folder_bytes(Path(tmp))
 
 
-def transformers_model(arch: str, vocab: int, n_ctx: int = 128, seed: int = 0):
+def transformers_model(arch: str, vocab: int, n_ctx: int = 128, seed: int = 0, n_layers: int = 2, width: int = 32):
     """A tiny random model of a published architecture, made by transformers."""
     import transformers as T
 
     torch.manual_seed(seed)
-    small = dict(vocab_size=vocab)
+    heads, ff = 2, 2 * width
     if arch == "GPT2LMHeadModel":
-        cfg = T.GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=n_ctx, **small)
+        cfg = T.GPT2Config(n_layer=n_layers, n_head=heads, n_embd=width, n_positions=n_ctx, vocab_size=vocab)
         return T.GPT2LMHeadModel(cfg).eval()
     if arch == "GPTNeoForCausalLM":
-        cfg = T.GPTNeoConfig(num_layers=2, num_heads=2, hidden_size=32, max_position_embeddings=n_ctx,
-                             attention_types=[[["global", "local"], 1]], window_size=32, **small)  # fmt: skip
+        types = [[["global", "local"], n_layers // 2]] if n_layers % 2 == 0 else [[["global"], n_layers]]
+        cfg = T.GPTNeoConfig(num_layers=n_layers, num_heads=heads, hidden_size=width, max_position_embeddings=n_ctx,
+                             attention_types=types, window_size=32, vocab_size=vocab)  # fmt: skip
         return T.GPTNeoForCausalLM(cfg).eval()
     if arch == "GPTNeoXForCausalLM":
-        cfg = T.GPTNeoXConfig(num_hidden_layers=2, num_attention_heads=2, hidden_size=32,
-                              intermediate_size=64, max_position_embeddings=n_ctx, **small)  # fmt: skip
+        cfg = T.GPTNeoXConfig(num_hidden_layers=n_layers, num_attention_heads=heads, hidden_size=width,
+                              intermediate_size=ff, max_position_embeddings=n_ctx, vocab_size=vocab)  # fmt: skip
         return T.GPTNeoXForCausalLM(cfg).eval()
     if arch == "OPTForCausalLM":
-        cfg = T.OPTConfig(num_hidden_layers=2, num_attention_heads=2, hidden_size=32, ffn_dim=64,
-                          max_position_embeddings=n_ctx, word_embed_proj_dim=32, **small)  # fmt: skip
+        cfg = T.OPTConfig(num_hidden_layers=n_layers, num_attention_heads=heads, hidden_size=width, ffn_dim=ff,
+                          max_position_embeddings=n_ctx, word_embed_proj_dim=width, vocab_size=vocab)  # fmt: skip
         return T.OPTForCausalLM(cfg).eval()
     raise ValueError(arch)
 
@@ -232,3 +234,30 @@ def neel_config_json(cfg) -> dict:
         "attn_only": cfg.attn_only, "normalization": cfg.normalization_type,
         "shortformer_pos": cfg.positional_embedding_type == "shortformer", "seed": 0,
     }  # fmt: skip
+
+
+def tl_model(seed: int, **cfg) -> HookedTransformer:
+    model = HookedTransformer(cfg if not isinstance(cfg, dict) else _tl_cfg(seed, **cfg))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "ln" in name and name.endswith(".w"):
+                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(0.2 * torch.randn(p.shape, generator=gen))
+    return model.eval()
+
+
+def _tl_cfg(seed: int, **fields):
+    base = dict(n_layers=2, d_model=32, n_heads=2, d_head=16, n_ctx=128, d_vocab=320, seed=seed,
+                default_prepend_bos=False)  # fmt: skip
+    return HookedTransformerConfig(**{**base, **fields})
+
+
+def legacy(model: HookedTransformer) -> dict:
+    """As TransformerLens <= 2 saved state dicts (ARENA's .pth): full causal masks, finite IGNORE."""
+    sd = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith((".mask", ".IGNORE"))}
+    for layer in range(model.cfg.n_layers):
+        sd[f"blocks.{layer}.attn.mask"] = torch.tril(torch.ones(model.cfg.n_ctx, model.cfg.n_ctx, dtype=torch.bool))
+        sd[f"blocks.{layer}.attn.IGNORE"] = torch.tensor(-1e5)
+    return sd

@@ -1,6 +1,7 @@
 """The config is validated before anything runs; errors name the offending key."""
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -63,13 +64,45 @@ def test_sequences_that_do_not_fit_the_context_are_refused(default):
     assert "data.repeated_tokens.seq_len" in error_of(default)
 
 
-def test_hub_entry_needs_its_checksum_key(default):
-    default["models"]["hub"] = {"source": "huggingface", "repo_id": "a/b", "filename": "w.pth",
-                                "config": {"n_layers": 2, "d_model": 8, "n_heads": 2, "d_head": 4,
-                                           "n_ctx": 16, "d_vocab": 10}}  # fmt: skip
-    assert "sha256" in error_of(default)
-    default["models"]["hub"]["sha256"] = "not-a-checksum"
+def hub_entry(**extra):
+    return {"source": "huggingface", "repo_id": "a/b", "architecture": "GPT2LMHeadModel",
+            "n_layers": 2, "n_ctx": 128, "d_vocab": 100, **extra}  # fmt: skip
+
+
+def test_hub_entries_checked_before_any_download(default, tmp_path):
+    default["models"]["hub"] = hub_entry(architecture="LlamaForCausalLM")
+    message = error_of(default)
+    assert "models.hub.architecture" in message and "LlamaForCausalLM" in message
+    assert all(a in message for a in ("GPT2LMHeadModel", "GPTNeoForCausalLM", "GPTNeoXForCausalLM", "OPTForCausalLM"))
+    default["models"]["hub"] = hub_entry(sha256={"model.safetensors": "not-a-checksum"})
     assert "models.hub.sha256" in error_of(default)
+    default["models"]["hub"] = hub_entry(n_ctx=32)  # BOS + 2 x 50 tokens do not fit
+    assert "data.repeated_tokens.seq_len" in error_of(default) and "'hub'" in error_of(default)
+    default["models"]["hub"] = {k: v for k, v in hub_entry().items() if k != "d_vocab"}
+    assert "d_vocab" in error_of(default)
+
+
+def test_local_entries_checked_before_any_rule(default, tmp_path):
+    default["models"]["mine"] = {"source": "local", "path": str(tmp_path / "nowhere")}
+    assert "models.mine.path" in error_of(default) and "nowhere" in error_of(default)
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"architectures": ["BertForMaskedLM"]}))
+    default["models"]["mine"] = {"source": "local", "path": str(folder)}
+    assert "BertForMaskedLM" in error_of(default) and "GPT2LMHeadModel" in error_of(default)
+    default["models"]["mine"] = {"source": "local", "weights": str(tmp_path / "w.pt"),
+                                 "config": str(tmp_path / "c.json"), "tokenizer": str(tmp_path / "t.json")}  # fmt: skip
+    assert "models.mine.weights" in error_of(default) and "w.pt" in error_of(default)
+
+
+def test_checkpoint_revisions_become_instances(default):
+    default["models"]["pythia-70m"] = hub_entry(checkpoints=["step0", "step1000"])
+    cfg = C.validate_config(default)
+    models = C.model_instances(cfg)
+    assert {"pythia-70m", "pythia-70m@step0", "pythia-70m@step1000"} <= set(models)
+    assert models["pythia-70m@step1000"]["revision"] == "step1000" and not models["pythia-70m@step1000"]["primary"]
+    assert C.analyses_for(cfg, "pythia-70m@step0") == ["head_scores"]
+    assert "ov_circuit" in C.analyses_for(cfg, "pythia-70m")
 
 
 def test_plan_names_instances_and_assigns_analyses(default):

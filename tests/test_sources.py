@@ -25,6 +25,8 @@ from transformer_lens import HookedTransformer
 
 from tests.hub_standin import (
     HubStandIn,
+    legacy,
+    tl_model,
     neel_config_json,
     saved,
     sha256,
@@ -127,35 +129,6 @@ HF_ARCHS = {  # repo -> (architecture, model vocabulary, tokenizer format)
     "facebook/opt-tiny": ("OPTForCausalLM", VOCAB, "vocab"),  # vocab.json + merges.txt only
 }
 PYTHIA_STEPS = ("step1", "step2")
-
-
-def tl_model(seed: int, **cfg) -> HookedTransformer:
-    model = HookedTransformer(cfg if not isinstance(cfg, dict) else _tl_cfg(seed, **cfg))
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "ln" in name and name.endswith(".w"):
-                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=gen))
-            else:
-                p.copy_(0.2 * torch.randn(p.shape, generator=gen))
-    return model.eval()
-
-
-def _tl_cfg(seed: int, **fields):
-    from transformer_lens import HookedTransformerConfig
-
-    base = dict(n_layers=2, d_model=32, n_heads=2, d_head=16, n_ctx=128, d_vocab=VOCAB, seed=seed,
-                default_prepend_bos=False)  # fmt: skip
-    return HookedTransformerConfig(**{**base, **fields})
-
-
-def legacy(model: HookedTransformer) -> dict:
-    """As TransformerLens <= 2 saved state dicts (ARENA's .pth): full causal masks, finite IGNORE."""
-    sd = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith((".mask", ".IGNORE"))}
-    for layer in range(model.cfg.n_layers):
-        sd[f"blocks.{layer}.attn.mask"] = torch.tril(torch.ones(model.cfg.n_ctx, model.cfg.n_ctx, dtype=torch.bool))
-        sd[f"blocks.{layer}.attn.IGNORE"] = torch.tensor(-1e5)
-    return sd
 
 
 ARENA_CFG = dict(attn_only=True, normalization_type=None, positional_embedding_type="shortformer")
@@ -405,3 +378,30 @@ def test_tokenizer_larger_than_vocab_refused():
     facts = tokenizer_facts(tok, d_vocab=VOCAB + 8)
     assert facts.bos_id == tok.token_to_id("<|endoftext|>") and facts.vocab_size == VOCAB
     assert tokenizer_facts(tok, VOCAB, bos_token_id=5).bos_id == 5
+
+
+def test_fetch_command_fills_the_cache_for_offline_use(standin, tmp_path):
+    hub, _ = standin
+    extra = {"lock_dir": str(tmp_path / "locks"), "models": {
+        "gpt2-tiny": hf("openai-community/gpt2-tiny", architecture="GPT2LMHeadModel", n_layers=2, n_ctx=128, d_vocab=VOCAB),
+        "arena": {**ARENA_ENTRY, "n_layers": 2, "n_ctx": 128, "d_vocab": VOCAB},
+    }}  # fmt: skip
+    (tmp_path / "hub.yaml").write_text(json.dumps(extra))
+    env = hub_env(tmp_path / "hf_home", hub.endpoint)
+    cmd = [sys.executable, str(ROOT / "scripts/fetch_models.py"), str(ROOT / "config/smoke.yaml"), str(tmp_path / "hub.yaml")]
+    plan = subprocess.run([*cmd, "--dry-run"], env=env, capture_output=True, text=True, timeout=300)
+    assert plan.returncode == 0, plan.stderr
+    files = hub.repos["openai-community/gpt2-tiny"][hub.commit_of("openai-community/gpt2-tiny", "main")]
+    expected = (len(files["config.json"]) + len(files["model.safetensors"])) / 1e6
+    assert f"{expected:8.1f} MB" in plan.stdout and "total to download" in plan.stdout and "GB free" in plan.stdout
+    assert not (tmp_path / "hf_home" / "hub").exists()  # a dry run downloads nothing
+    done = subprocess.run([*cmd, "--yes"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert lock_path(tmp_path / "locks", "openai-community/gpt2-tiny", "main").exists()
+    assert lock_path(tmp_path / "locks", "EleutherAI/neox-tokenizer-tiny", "main").exists()
+    # now offline, from that cache and those locks
+    (tmp_path / "run").mkdir()
+    os.symlink(tmp_path / "locks", tmp_path / "run" / "locks")
+    jobs = {"gpt2-offline": {"entry": extra["models"]["gpt2-tiny"]}, "arena-offline": {"entry": extra["models"]["arena"]}}
+    results = run_obtain(tmp_path / "run", hub_env(tmp_path / "hf_home", HF_HUB_OFFLINE="1"), jobs)
+    assert all(r["ok"] for r in results.values()), results

@@ -92,6 +92,7 @@ def _semantic_checks(config: dict) -> None:
                     f"config error at data.repeated_tokens.seq_len: BOS + 2 x {seq_len} tokens "
                     f"do not fit model {name!r} (n_ctx {spec['n_ctx']})"
                 )
+    _source_checks(config)
     if not any(s.get("enabled", True) for s in config["models"].values()):
         raise ConfigError("config error at models: every model is disabled")
     icl = config["analyses"]["head_scores"]
@@ -101,6 +102,26 @@ def _semantic_checks(config: dict) -> None:
             raise ConfigError(
                 f"config error at analyses.head_scores.icl_late: {late} exceeds model {name!r}'s "
                 f"context ({spec['n_ctx']} tokens)"
+            )
+
+
+def _source_checks(config: dict) -> None:
+    """What can be known about a non-trained model before downloading it: a supported
+    architecture, local files that exist, data settings that fit its declared context."""
+    from .model_plan import SourceProblem, declared_shape
+
+    seq_len = config["data"]["repeated_tokens"]["seq_len"]
+    for name, spec in config["models"].items():
+        if spec["source"] == "train" or not spec.get("enabled", True):
+            continue
+        try:
+            shape = declared_shape(name, spec)
+        except SourceProblem as exc:
+            raise ConfigError(str(exc)) from exc
+        if shape["n_ctx"] is not None and 1 + 2 * seq_len > shape["n_ctx"]:
+            raise ConfigError(
+                f"config error at data.repeated_tokens.seq_len: BOS + 2 x {seq_len} tokens do not "
+                f"fit model {name!r} (n_ctx {shape['n_ctx']})"
             )
 
 
@@ -124,52 +145,34 @@ def trained_families(config: dict) -> dict[str, dict]:
     }
 
 
-def instance_name(family: str, seed: int) -> str:
-    return f"{family}-s{seed}"
-
-
 def model_instances(config: dict) -> dict[str, dict]:
-    """Every model the workflow builds: name → {family, source, role, seed, primary, spec}."""
-    out = {}
-    for family, spec in config["models"].items():
-        if not spec.get("enabled", True):
-            continue
-        if spec["source"] == "train":
-            for i, seed in enumerate(spec["seeds"]):
-                out[instance_name(family, seed)] = {
-                    "family": family, "source": "train", "role": spec.get("role", "other"),
-                    "seed": seed, "primary": i == 0, "spec": spec,
-                }  # fmt: skip
-        else:
-            out[family] = {
-                "family": family, "source": spec["source"], "role": spec.get("role", "other"),
-                "seed": None, "primary": True, "spec": spec,
-            }  # fmt: skip
-    return out
+    """Every model the workflow builds (see :mod:`induction_heads.model_plan`)."""
+    from .model_plan import model_instances as instances
+
+    return instances(config)
 
 
-def n_layers_of(spec: dict) -> int:
-    return spec["n_layers"] if spec["source"] == "train" else _external_n_layers(spec)
+def n_layers_of(config: dict, family: str) -> int:
+    from .model_plan import declared_shape
 
-
-def _external_n_layers(spec: dict) -> int:
-    if spec["source"] == "huggingface":
-        return spec["config"]["n_layers"]
-    # local: read the user's config JSON when it exists (it is checked properly by its rule)
-    import json
-
-    path = Path(spec["config"])
-    return json.loads(path.read_text()).get("n_layers", 1) if path.exists() else 1
+    return declared_shape(family, config["models"][family])["n_layers"] or 1
 
 
 def analyses_for(config: dict, model: str) -> list[str]:
-    """The per-model analyses that run on ``model`` (primary instances only), in report order."""
+    """The per-model analyses that run on ``model``, in report order: every applicable one on a
+    primary instance, the head scores on a published checkpoint, nothing on other trained seeds."""
+    from .model_plan import CHECKPOINT_ANALYSES
+
     inst = model_instances(config)[model]
-    if not inst["primary"]:
+    if inst["primary"]:
+        wanted = ANALYSES
+    elif inst["source"] == "huggingface":
+        wanted = {a: ANALYSES[a] for a in CHECKPOINT_ANALYSES}
+    else:
         return []
-    n_layers = n_layers_of(inst["spec"])
+    n_layers = n_layers_of(config, inst["family"])
     return [
-        a for a, needs in ANALYSES.items()
+        a for a, needs in wanted.items()
         if a in config["analyses"] and n_layers >= needs["min_layers"]
     ]  # fmt: skip
 

@@ -57,27 +57,10 @@ def load_token_set(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def build_model_datasets(
-    model_dir: Path,
-    heldout_txt: Path,
-    out_dir: Path,
-    seq_len: int,
-    batch: int,
-    rep_seed: int,
-    n_heldout: int,
-    heldout_seed: int,
-    bos_token_id: int | None = 0,
-    max_ctx: int | None = None,
-) -> dict:
-    """Write ``repeated_tokens.pt`` and ``heldout_tokens.pt`` for one model.
-
-    Random tokens are drawn from the model's ordinary vocabulary (its tokenizer's non-special ids
-    where it has a tokenizer, else every id but BOS); held-out text is the corpus's held-out split
-    encoded with the model's own tokenizer, in windows of the model's context (at most
-    ``max_ctx`` tokens).
-    """
-    from .corpus import read_documents
-    from .tokenizer import BOS_TOKEN, encode_documents, load_tokenizer, ordinary_token_ids
+def model_tokenizer(model_dir: Path):
+    """(tokenizer, TokenizerFacts) of a model folder: the facts recorded when it was obtained, or,
+    for models trained here, read off the project's own tokenizer."""
+    from .tokenizer import TokenizerFacts, load_tokenizer, tokenizer_facts
     from .weights import read_config, read_info
 
     cfg, info = read_config(model_dir), read_info(model_dir)
@@ -87,19 +70,46 @@ def build_model_datasets(
             f"text can be encoded"
         )
     tok = load_tokenizer(info.tokenizer)
-    bos = tok.token_to_id(BOS_TOKEN)
-    bos = bos_token_id if bos is None else bos
-    if bos is None:
-        raise ValueError(f"model {info.name!r}: no BOS token; set `bos_token_id` in its config entry")
-    ordinary = ordinary_token_ids(tok)
-    ordinary = ordinary[(ordinary < cfg.d_vocab) & (ordinary != bos)]
+    recorded = info.extra.get("tokenizer_facts")
+    facts = TokenizerFacts.from_dict(recorded) if recorded else tokenizer_facts(tok, cfg.d_vocab, where=info.tokenizer)
+    return tok, facts
+
+
+def build_model_datasets(
+    model_dir: Path,
+    heldout_txt: Path,
+    out_dir: Path,
+    seq_len: int,
+    batch: int,
+    rep_seed: int,
+    n_heldout: int,
+    heldout_seed: int,
+    max_ctx: int | None = None,
+) -> dict:
+    """Write ``repeated_tokens.pt`` and ``heldout_tokens.pt`` for one model.
+
+    Random tokens are drawn from the model's ordinary vocabulary (its tokenizer's non-special ids);
+    held-out text is the corpus's held-out split encoded with the model's own tokenizer, each
+    document after the model's BOS, in windows of the model's context (at most ``max_ctx`` tokens).
+    Every window starts with BOS; the token sets are built here, never by a model's
+    ``prepend_bos`` default (which differs between architectures).
+    """
+    from .corpus import read_documents
+    from .tokenizer import encode_documents, ordinary_token_ids
+    from .weights import read_config, read_info
+
+    cfg, info = read_config(model_dir), read_info(model_dir)
+    tok, facts = model_tokenizer(model_dir)
+    bos = facts.bos_id
+    ordinary = ordinary_token_ids(tok, facts)
+    ordinary = ordinary[ordinary < cfg.d_vocab]
     if 1 + 2 * seq_len > cfg.n_ctx:
-        raise ValueError(f"seq_len {seq_len}: BOS + 2·seq_len exceeds n_ctx {cfg.n_ctx}")
+        raise ValueError(f"model {info.name!r}: seq_len {seq_len}: BOS + 2·seq_len exceeds n_ctx {cfg.n_ctx}")
     rep = repeated_random_tokens(ordinary, seq_len, batch, rep_seed, bos)
     save_token_set(Path(out_dir) / "repeated_tokens.pt", rep, seq_len=seq_len, seed=rep_seed, bos=bos)
     docs = read_documents(Path(heldout_txt))
-    stream = encode_documents(tok, docs)
-    stream = stream[stream != tok.token_to_id(BOS_TOKEN)] if tok.token_to_id(BOS_TOKEN) is not None else stream
+    stream = encode_documents(tok, docs, bos)
+    stream = stream[stream != bos]
     ctx = cfg.n_ctx if max_ctx is None else min(cfg.n_ctx, max_ctx)
     held = heldout_windows(stream, ctx, n_heldout, bos, heldout_seed)
     save_token_set(Path(out_dir) / "heldout_tokens.pt", held, seed=heldout_seed, bos=bos)

@@ -33,17 +33,25 @@ def patterns_from_qk(
     model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
 ) -> Float[Tensor, "layer batch head q k"]:
     """Recompute each layer's pattern from the cached queries and keys (a sanity check of the
-    cache): ``softmax(mask(q·k / √d_head))``."""
+    cache): ``softmax(mask(q·k / scale))`` — with the rotated queries and keys of a rotary model,
+    each layer's own scale (√d_head unless the architecture says otherwise) and its own mask
+    (causal, or GPT-Neo's local window)."""
+    rotary = model.cfg.positional_embedding_type == "rotary"
+    q_name, k_name = ("hook_rot_q", "hook_rot_k") if rotary else ("hook_q", "hook_k")
     _, cache = model.run_with_cache(
-        tokens.to(model.cfg.device), names_filter=lambda n: n.endswith(("hook_q", "hook_k"))
+        tokens.to(model.cfg.device), names_filter=lambda n: n.endswith((q_name, k_name))
     )
     out = []
     n = tokens.shape[1]
-    causal = torch.ones(n, n, dtype=torch.bool, device=model.cfg.device).tril()
     for layer in range(model.cfg.n_layers):
-        q, k = cache["q", layer], cache["k", layer]  # [batch pos head d_head]
-        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / model.cfg.d_head**0.5
-        scores = scores.masked_fill(~causal, float("-inf"))
+        attn = model.blocks[layer].attn
+        q = cache[f"blocks.{layer}.attn.{q_name}"]  # [batch pos head d_head]
+        k = cache[f"blocks.{layer}.attn.{k_name}"]
+        if k.shape[2] != q.shape[2]:  # grouped-query attention: each key head serves several queries
+            k = k.repeat_interleave(q.shape[2] // k.shape[2], dim=2)
+        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / attn.attn_scale
+        mask = attn._make_causal_mask(n, n, 0, scores.device)[0, 0]  # [q k]
+        scores = scores.masked_fill(~mask, float("-inf"))
         out.append(scores.softmax(-1))
     return torch.stack(out).cpu()
 

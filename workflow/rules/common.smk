@@ -2,10 +2,12 @@
 # The plan itself (which models and analyses exist) is computed in src/induction_heads/config.py.
 
 import json
+import re
 import shlex
 from pathlib import Path
 
 from induction_heads import config as plan
+from induction_heads.naming import INSTANCE_REGEX
 
 ROOT = Path(workflow.basedir)
 MODELS = plan.model_instances(config)
@@ -16,9 +18,14 @@ DEVICE = config["device"]
 THREADS = config["threads_per_job"]
 
 wildcard_constraints:
-    model="[A-Za-z][A-Za-z0-9_]*(-s[0-9]+)?",
-    family="[A-Za-z][A-Za-z0-9_]*",
+    model=INSTANCE_REGEX,
+    family=INSTANCE_REGEX,
     analysis="[a-z_]+",
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (they may hold '.', '@' …)."""
+    return "|".join(re.escape(n) for n in names) or "^$"
 
 
 def script(name):

@@ -51,7 +51,6 @@ rule datasets:
     params:
         rep=config["data"]["repeated_tokens"],
         held=config["data"]["heldout"],
-        bos=lambda wc: MODELS[wc.model]["spec"].get("bos_token_id", 0),
         max_ctx=lambda wc: (
             f"--max-ctx {MODELS[wc.model]['spec']['heldout_ctx']}"
             if "heldout_ctx" in MODELS[wc.model]["spec"]
@@ -64,7 +63,7 @@ rule datasets:
         "--heldout {input.heldout} --out-dir results/data/{wildcards.model} "
         "--seq-len {params.rep[seq_len]} --batch {params.rep[batch]} --rep-seed {params.rep[seed]} "
         "--n-heldout {params.held[n_sequences]} --heldout-seed {params.held[seed]} "
-        "--bos-token-id {params.bos} {params.max_ctx} > {log} 2>&1"
+        "{params.max_ctx} > {log} 2>&1"
 
 
 rule synonym_candidates:

@@ -35,7 +35,7 @@ rule evaluate_checkpoints:
     output:
         dynamics="results/models/{model}/dynamics.jsonl",
     wildcard_constraints:
-        model="|".join(TRAINED) or "^$",
+        model=one_of(TRAINED),
     params:
         icl=lambda wc: f"--icl-late {dynamics_settings()['icl_late']} "
         f"--icl-early {dynamics_settings()['icl_early']}",
@@ -88,7 +88,7 @@ rule training_dynamics:
     output:
         metrics="results/{family}/training_dynamics/metrics.json",
     wildcard_constraints:
-        family="|".join(DYNAMICS_FAMILIES) or "^$",
+        family=one_of(DYNAMICS_FAMILIES),
     params:
         cli=training_dynamics_params,
     threads: THREADS

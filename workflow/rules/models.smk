@@ -1,4 +1,5 @@
-# Models: train the default ones (one job per seed), or obtain weights from the hub / your disk.
+# Models: train the default ones (one job per seed), or obtain weights from the hub / your disk
+# (src/induction_heads/sources: verified against config/locks/, converted by TransformerLens).
 # Every model ends as results/models/<model>/{weights.pt, config.json, model_info.json};
 # model_info.json (with the weights' sha256) is written last and is the rule's marker output.
 
@@ -19,7 +20,7 @@ rule train_model:
         weights="results/models/{model}/weights.pt",
         log_jsonl="results/models/{model}/train_log.jsonl",
     wildcard_constraints:
-        model="|".join(TRAINED) or "^$",
+        model=one_of(TRAINED),
     params:
         arch=lambda wc: as_json(trained_arch(wc)),
         training=lambda wc: as_json(plan.training_config_dict(config, TRAINED[wc.model]["family"])),
@@ -43,13 +44,18 @@ rule obtain_model:
         info="results/models/{model}/model_info.json",
         weights="results/models/{model}/weights.pt",
     wildcard_constraints:
-        model="|".join(EXTERNAL) or "^$",
+        model=one_of(EXTERNAL),
     params:
         entry=lambda wc: as_json(EXTERNAL[wc.model]["spec"]),
+        revision=lambda wc: (
+            f"--revision {shlex.quote(EXTERNAL[wc.model]['revision'])}" if EXTERNAL[wc.model]["revision"] else ""
+        ),
+        lock_dir=config["lock_dir"],
     log:
         "results/logs/models/{model}/obtain.log",
     benchmark:
         "results/benchmarks/models/{model}/obtain.tsv"
     shell:
         f"python {script('obtain_model.py')} --name {{wildcards.model}} --entry {{params.entry}} "
+        "{params.revision} --lock-dir {params.lock_dir} "
         "--out-dir results/models/{wildcards.model} > {log} 2>&1"

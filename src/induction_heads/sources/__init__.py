@@ -24,12 +24,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .transformers_folder import SUPPORTED as TRANSFORMERS_ARCHITECTURES
+from .architectures import NATIVE_ARCHITECTURE, SUPPORTED_ARCHITECTURES, TRANSFORMERS_ARCHITECTURES
 
-# `format: transformer_lens` covers ARENA's layout (config in the entry) and NeelNanda's toys
-# (attention-only, GELU, SoLU: a config.json in TransformerLens's training keys).
-NATIVE_ARCHITECTURE = "transformer_lens"
-SUPPORTED_ARCHITECTURES = (*TRANSFORMERS_ARCHITECTURES, NATIVE_ARCHITECTURE)
+__all__ = ["NATIVE_ARCHITECTURE", "SUPPORTED_ARCHITECTURES", "TRANSFORMERS_ARCHITECTURES", "obtain"]
 
 
 def obtain(entry: dict[str, Any], name: str, out_dir: Path, lock_dir: Path, revision: str | None = None):

@@ -78,34 +78,52 @@ def _files_provenance(files: RepoFiles) -> dict[str, Any]:
     }
 
 
+def tokenizer_repo(entry: dict[str, Any], revision: str, native_fields: dict | None) -> tuple[str, str]:
+    """(repo, revision) of an entry's tokenizer: the entry's ``tokenizer:``, else a
+    TransformerLens config's ``tokenizer_name``, else the model's own repository."""
+    spec = entry.get("tokenizer") or {}
+    default = (native_fields or {}).get("tokenizer_name")
+    repo = spec.get("repo_id") or default or entry["repo_id"]
+    return repo, spec.get("revision") or (revision if repo == entry["repo_id"] else "main")
+
+
+def download_huggingface(
+    entry: dict[str, Any], revision: str, lock_dir: Path
+) -> tuple[RepoFiles, RepoFiles, dict | None]:
+    """Download (or take from the cache) and verify the model's and its tokenizer's files;
+    returns (model files, tokenizer files, TransformerLens config fields or None)."""
+    repo_id = entry["repo_id"]
+    if entry.get("format", "transformers") == "transformers":
+        model_files = fetch_files(repo_id, revision, select_model_files, lock_dir, _pins(entry))
+        fields = None
+    else:
+        inline = entry.get("config")
+        select = lambda listing: select_native_files(listing, entry.get("weights_file"), inline is None)  # noqa: E731
+        model_files = fetch_files(repo_id, revision, select, lock_dir, _pins(entry, entry.get("weights_file")))
+        fields = config_dict_from(inline, model_files.paths.get("config.json"), repo_id)
+    tok_repo, tok_revision = tokenizer_repo(entry, revision, fields)
+    tok_pins = _pins(entry.get("tokenizer") or {})
+    tok_files = fetch_files(tok_repo, tok_revision, select_tokenizer_files, lock_dir, tok_pins)
+    return model_files, tok_files, fields
+
+
 def obtain_huggingface(
     entry: dict[str, Any], name: str, out_dir: Path, lock_dir: Path, revision: str | None
 ) -> ModelInfo:
     repo_id = entry["repo_id"]
     revision = revision or entry.get("revision") or "main"
-    fmt = entry.get("format", "transformers")
-    if fmt == "transformers":
-        model_files = fetch_files(repo_id, revision, select_model_files, lock_dir, _pins(entry))
+    model_files, tok_files, fields = download_huggingface(entry, revision, lock_dir)
+    if fields is None:
         model, processing, arch = load_transformers_folder(model_files.folder, sorted(model_files.paths))
-        tokenizer_default = None
         declared = entry.get("architecture")
         if declared and declared != arch:
             raise FolderError(f"model {name!r}: the entry says architecture {declared!r}, {repo_id}'s config.json says {arch!r}")
     else:
-        inline = entry.get("config")
-        select = lambda listing: select_native_files(listing, entry.get("weights_file"), inline is None)  # noqa: E731
-        model_files = fetch_files(repo_id, revision, select, lock_dir, _pins(entry, entry.get("weights_file")))
         weights = next(p for f, p in model_files.paths.items() if f != "config.json")
-        fields = config_dict_from(inline, model_files.paths.get("config.json"), repo_id)
         model, processing = load_native(fields, weights, name)
         arch = model.cfg.original_architecture or "transformer_lens"
-        tokenizer_default = fields.get("tokenizer_name")
-    tok_spec = entry.get("tokenizer") or {}
-    tok_repo = tok_spec.get("repo_id") or tokenizer_default or repo_id
-    tok_revision = tok_spec.get("revision") or (revision if tok_repo == repo_id else "main")
-    tok_files = fetch_files(tok_repo, tok_revision, select_tokenizer_files, lock_dir, _pins(tok_spec))
     provenance = {
-        "format": fmt,
+        "format": entry.get("format", "transformers"),
         "architecture": arch,
         "weights": _files_provenance(model_files),
         "tokenizer_source": _files_provenance(tok_files),

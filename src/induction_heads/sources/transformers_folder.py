@@ -17,8 +17,7 @@ from transformer_lens import HookedTransformer
 
 from .processing import Processing, build_processed, default_processing
 
-# Architectures (config.json's `architectures[0]`) whose conversion is tested here.
-SUPPORTED = ("GPT2LMHeadModel", "GPTNeoForCausalLM", "GPTNeoXForCausalLM", "OPTForCausalLM")
+from .architectures import TRANSFORMERS_ARCHITECTURES as SUPPORTED
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")

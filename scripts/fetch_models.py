@@ -1,0 +1,54 @@
+"""Download every published model a config needs into the Hugging Face cache (HF_HOME), verify
+it and write its lock files, so the run can then go offline (HF_HUB_OFFLINE=1).
+
+    python scripts/fetch_models.py config/config.yaml config/hub.yaml          # plan, ask, fetch
+    python scripts/fetch_models.py config/config.yaml config/hub.yaml --yes    # no question
+    python scripts/fetch_models.py config/config.yaml config/hub.yaml --dry-run
+
+Config files merge as `snakemake --configfile a.yaml b.yaml` merges them.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+from huggingface_hub import constants
+from snakemake.utils import update_config
+
+from induction_heads.config import ConfigError, model_instances, validate_config
+from induction_heads.sources.build import ERRORS
+from induction_heads.sources.fetch import fetch_all, free_bytes, plan_downloads
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("configs", nargs="+", type=Path)
+parser.add_argument("--yes", action="store_true", help="do not ask before downloading")
+parser.add_argument("--dry-run", action="store_true", help="print the plan only")
+args = parser.parse_args()
+
+config: dict = {}
+for path in args.configs:
+    update_config(config, yaml.safe_load(path.read_text()) or {})
+try:
+    config = validate_config(config)
+    plans = plan_downloads(model_instances(config))
+except (ConfigError, *ERRORS) as exc:
+    sys.exit(f"fetch_models: {exc}")
+total = sum(p.bytes_missing for p in plans)
+for p in plans:
+    print(f"{p.instance:32s} {p.repo_id}@{p.revision}: {len(p.files)} files, "
+          f"{p.bytes_total / 1e6:8.1f} MB ({p.bytes_missing / 1e6:.1f} MB to download)")
+free = free_bytes(Path(constants.HF_HUB_CACHE))
+print(f"total to download: {total / 1e6:.1f} MB into {constants.HF_HUB_CACHE} ({free / 1e9:.1f} GB free)")
+if total > free:
+    sys.exit(f"fetch_models: not enough disk space: {total / 1e9:.2f} GB needed, {free / 1e9:.2f} GB free")
+if args.dry_run or not plans:
+    sys.exit(0)
+if not args.yes and input("download? [y/N] ").strip().lower() not in ("y", "yes"):
+    sys.exit("fetch_models: nothing downloaded")
+try:
+    for line in fetch_all(model_instances(config), Path(config["lock_dir"])):
+        print(line)
+except ERRORS as exc:
+    sys.exit(f"fetch_models: {exc}")
+print("done: copy HF_HOME and the lock files to the offline machine, then set HF_HUB_OFFLINE=1")
