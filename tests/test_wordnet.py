@@ -121,6 +121,36 @@ def test_single_token_filter_fills_token_ids(candidates):
         assert tok.decode([p.token_b]) == " " + p.word_b
 
 
+def word_level_tokenizer(words):
+    """A whitespace-split tokenizer (no leading-space tokens) with an unknown token, as BERT-style
+    vocabularies have: every word outside ``words`` encodes to the single token [UNK]."""
+    vocab = {w: i for i, w in enumerate(["[UNK]", "[BOS]", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(["[BOS]"])
+    return tok
+
+
+def test_single_token_filter_rejects_the_unknown_token(candidates):
+    tok = word_level_tokenizer(["big", "large", "little", "child", "kid"])
+    assert wn.single_token_id(tok, "small") == tok.token_to_id("[UNK]")  # one token, but unknown
+    pairs = wn.single_token_pairs(candidates[0], tok)
+    # "small" (of little/small) is unknown: that pair is out; the in-text form has no space here
+    assert keys(pairs) == [("big", "large"), ("child", "kid")]
+    assert all(tok.decode([p.token_a]) == p.word_a for p in pairs)
+
+
+def test_single_token_filter_needs_an_exact_round_trip(candidates):
+    tok = hand_tokenizer(SINGLE_TOKEN_WORDS)
+    assert wn.single_token_pairs(candidates[0], tok, prefix="") == []  # "big" alone is not one token
+    lowered = word_level_tokenizer(["big", "large"])
+    from tokenizers import normalizers
+
+    lowered.normalizer = normalizers.Lowercase()  # "Big" would encode as "big": not its own token
+    assert wn.word_token_id(lowered, "Big", "", wn.unusable_ids(lowered)) is None
+    assert wn.word_token_id(lowered, "big", "", wn.unusable_ids(lowered)) == lowered.token_to_id("big")
+
+
 @pytest.mark.parametrize(
     "a, b, expected",
     [("paid", "paying", True), ("go", "went", True), ("gray", "grey", True),

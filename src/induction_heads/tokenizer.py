@@ -142,8 +142,34 @@ def encode_documents(tok: Tokenizer, docs: list[str], bos: int | None = None) ->
 
 def single_token_id(tok: Tokenizer, text: str) -> int | None:
     """The id of ``text`` if it encodes to exactly one token, else None."""
-    ids = tok.encode(text).ids
+    ids = tok.encode(text, add_special_tokens=False).ids
     return ids[0] if len(ids) == 1 else None
+
+
+def unusable_ids(tok: Tokenizer) -> set[int]:
+    """Ids that are never a word: special added tokens and the unknown token."""
+    out = {i for i, t in tok.get_added_tokens_decoder().items() if t.special}
+    unk = getattr(tok.model, "unk_token", None)
+    if unk and tok.token_to_id(unk) is not None:
+        out.add(tok.token_to_id(unk))
+    return out
+
+
+def in_text_prefix(tok: Tokenizer) -> str:
+    """How a word appears mid-sentence in this tokenizer's tokens: with its leading space
+    (byte-level BPEs: " the" is one token) or without (tokenizers that split on whitespace)."""
+    probe = " the"
+    return " " if tok.decode(tok.encode(probe, add_special_tokens=False).ids) == probe else ""
+
+
+def word_token_id(tok: Tokenizer, word: str, prefix: str, unusable: set[int]) -> int | None:
+    """The token of ``prefix + word`` if it is exactly one ordinary token that decodes back to
+    the same text (so no unknown token, no special token, no lossy normalisation), else None."""
+    text = prefix + word
+    token = single_token_id(tok, text)
+    if token is None or token in unusable:
+        return None
+    return token if tok.decode([token], skip_special_tokens=False) == text else None
 
 
 def build_tokenizer(

@@ -30,7 +30,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from .corpus import download_debian_package, extract_deb
-from .tokenizer import single_token_id
+from .tokenizer import in_text_prefix, single_token_id, unusable_ids, word_token_id
 
 WORDNET_PACKAGE = "wordnet-base"
 POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
@@ -287,13 +287,18 @@ def candidate_pairs(
 
 
 def single_token_pairs(
-    pairs: list[SynonymPair], tok: Tokenizer, prefix: str = " "
+    pairs: list[SynonymPair], tok: Tokenizer, prefix: str | None = None
 ) -> list[SynonymPair]:
-    """The pairs whose two words are each a single token of ``tok`` in their in-text form
-    (``prefix + word``), with the token ids filled in; order kept."""
+    """The pairs whose two words are each a single *ordinary* token of ``tok`` in their in-text
+    form (``prefix + word``; by default the tokenizer's own, see :func:`tokenizer.in_text_prefix`)
+    that decodes back to that text — never the unknown or a special token — with the token ids
+    filled in; order kept."""
+    prefix = in_text_prefix(tok) if prefix is None else prefix
+    unusable = unusable_ids(tok)
     out = []
     for p in pairs:
-        ta, tb = single_token_id(tok, prefix + p.word_a), single_token_id(tok, prefix + p.word_b)
+        ta = word_token_id(tok, p.word_a, prefix, unusable)
+        tb = word_token_id(tok, p.word_b, prefix, unusable)
         if ta is not None and tb is not None and ta != tb:
             out.append(replace(p, token_a=ta, token_b=tb))
     return out
