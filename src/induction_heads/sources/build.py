@@ -21,7 +21,13 @@ from .tokenizer_files import (
     select_tokenizer_files,
     token_config,
 )
-from .transformers_folder import FolderError, load_transformers_folder, select_model_files
+from .transformers_folder import (
+    FolderError,
+    architecture_of,
+    load_transformers_folder,
+    read_hf_config,
+    select_model_files,
+)
 
 ERRORS = (HubError, LockError, NativeError, FolderError, TokenizerFilesError, TokenizerError, WeightsError)
 
@@ -95,6 +101,7 @@ def download_huggingface(
     repo_id = entry["repo_id"]
     if entry.get("format", "transformers") == "transformers":
         model_files = fetch_files(repo_id, revision, select_model_files, lock_dir, _pins(entry))
+        architecture_of(read_hf_config(model_files.folder), repo_id)  # refuse before fetching more
         fields = None
     else:
         inline = entry.get("config")
