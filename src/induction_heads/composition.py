@@ -1,4 +1,4 @@
-"""Elhage et al. (2021) composition scores, with a random baseline (GUIDE §5).
+"""Elhage et al. (2021) composition scores, with a random baseline.
 
 For an earlier head A and a later head B::
 

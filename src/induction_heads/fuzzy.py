@@ -1,4 +1,4 @@
-"""Fuzzy induction (GUIDE §5): after ``[A][B] … [A*]``, with ``A*`` a synonym of ``A``, does the
+"""Fuzzy induction: after ``[A][B] … [A*]``, with ``A*`` a synonym of ``A``, does the
 model attend to ``[B]`` and predict ``[B]`` or its synonym ``[B*]``?
 
 Sequences and positions
