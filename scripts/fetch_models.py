@@ -18,7 +18,7 @@ from snakemake.utils import update_config
 
 from induction_heads.config import ConfigError, model_instances, validate_config
 from induction_heads.sources.build import ERRORS
-from induction_heads.sources.fetch import fetch_all, free_bytes, plan_downloads
+from induction_heads.sources.fetch import NotEnoughSpace, check_space, fetch_all, plan_downloads
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("configs", nargs="+", type=Path)
@@ -34,14 +34,14 @@ try:
     plans = plan_downloads(model_instances(config))
 except (ConfigError, *ERRORS) as exc:
     sys.exit(f"fetch_models: {exc}")
-total = sum(p.bytes_missing for p in plans)
 for p in plans:
     print(f"{p.instance:32s} {p.repo_id}@{p.revision}: {len(p.files)} files, "
           f"{p.bytes_total / 1e6:8.1f} MB ({p.bytes_missing / 1e6:.1f} MB to download)")
-free = free_bytes(Path(constants.HF_HUB_CACHE))
+try:
+    total, free = check_space(plans, Path(constants.HF_HUB_CACHE))
+except NotEnoughSpace as exc:
+    sys.exit(f"fetch_models: {exc}")
 print(f"total to download: {total / 1e6:.1f} MB into {constants.HF_HUB_CACHE} ({free / 1e9:.1f} GB free)")
-if total > free:
-    sys.exit(f"fetch_models: not enough disk space: {total / 1e9:.2f} GB needed, {free / 1e9:.2f} GB free")
 if args.dry_run or not plans:
     sys.exit(0)
 if not args.yes and input("download? [y/N] ").strip().lower() not in ("y", "yes"):

@@ -57,13 +57,11 @@ def load_token_set(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def model_tokenizer(model_dir: Path):
-    """(tokenizer, TokenizerFacts) of a model folder: the facts recorded when it was obtained, or,
-    for models trained here, read off the project's own tokenizer."""
+def model_tokenizer(cfg, info):
+    """(tokenizer, TokenizerFacts) of a model (its config and ModelInfo): the facts recorded when
+    it was obtained, or, for models trained here, read off the project's own tokenizer."""
     from .tokenizer import TokenizerFacts, load_tokenizer, tokenizer_facts
-    from .weights import read_config, read_info
 
-    cfg, info = read_config(model_dir), read_info(model_dir)
     if info.tokenizer is None:
         raise ValueError(
             f"model {info.name!r} has no tokenizer: give its config entry a `tokenizer` so held-out "
@@ -99,7 +97,7 @@ def build_model_datasets(
     from .weights import read_config, read_info
 
     cfg, info = read_config(model_dir), read_info(model_dir)
-    tok, facts = model_tokenizer(model_dir)
+    tok, facts = model_tokenizer(cfg, info)
     bos = facts.bos_id
     ordinary = ordinary_token_ids(tok, facts)
     ordinary = ordinary[ordinary < cfg.d_vocab]

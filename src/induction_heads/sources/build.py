@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -193,10 +192,3 @@ def _check_declared(entry: dict[str, Any], model: HookedTransformer, name: str) 
                 f"model {name!r}: the entry declares {key} {entry[key]}, the weights have "
                 f"{getattr(model.cfg, key)}; fix `{key}` in its config entry"
             )
-
-
-def describe(info: ModelInfo) -> str:
-    return json.dumps(info.__dict__, indent=2)
-
-
-__all__ = ["ERRORS", "obtain_huggingface", "obtain_local", "describe"]

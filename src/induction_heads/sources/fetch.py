@@ -42,26 +42,41 @@ def _plan_repo(instance: str, repo_id: str, revision: str, select) -> PlannedDow
 
 
 def plan_downloads(instances: dict[str, dict[str, Any]]) -> list[PlannedDownload]:
-    """What every `source: huggingface` instance of a plan downloads (model and tokenizer repos)."""
+    """What every `source: huggingface` instance of a plan downloads (model and tokenizer repos).
+
+    A tokenizer named only in the model repo's config.json (NeelNanda's toys) is fetched with the
+    model; it is small (a few MB) and not counted here."""
+    from .build import tokenizer_repo
+
     plans: list[PlannedDownload] = []
     for name, inst in instances.items():
         if inst["source"] != "huggingface":
             continue
         entry, revision = inst["spec"], inst["revision"]
         if entry.get("format", "transformers") == "transformers":
-            plans.append(_plan_repo(name, entry["repo_id"], revision, select_model_files))
-            tok_repo, tok_rev = (entry.get("tokenizer") or {}).get("repo_id") or entry["repo_id"], revision
+            select = select_model_files
+            names_tokenizer = True
         else:
             inline = entry.get("config")
             select = lambda ls, e=entry, i=inline: select_native_files(ls, e.get("weights_file"), i is None)  # noqa: E731
-            plans.append(_plan_repo(name, entry["repo_id"], revision, select))
-            # A tokenizer named only in the repo's config.json (NeelNanda's toys) is fetched with
-            # the model; it is small (a few MB) and not counted here.
-            tok_repo = (entry.get("tokenizer") or {}).get("repo_id")
-            tok_rev = (entry.get("tokenizer") or {}).get("revision") or "main"
-        if tok_repo is not None:
+            names_tokenizer = bool(entry.get("tokenizer") or inline)
+        plans.append(_plan_repo(name, entry["repo_id"], revision, select))
+        if names_tokenizer:
+            tok_repo, tok_rev = tokenizer_repo(entry, revision, entry.get("config"))
             plans.append(_plan_repo(f"{name} (tokenizer)", tok_repo, tok_rev, select_tokenizer_files))
     return plans
+
+
+class NotEnoughSpace(RuntimeError):
+    pass
+
+
+def check_space(plans: list[PlannedDownload], cache: Path) -> tuple[int, int]:
+    """(bytes to download, bytes free where the cache lives); refuses when they do not fit."""
+    total, free = sum(p.bytes_missing for p in plans), free_bytes(cache)
+    if total > free:
+        raise NotEnoughSpace(f"not enough disk space in {cache}: {total / 1e9:.2f} GB needed, {free / 1e9:.2f} GB free")
+    return total, free
 
 
 def free_bytes(where: Path) -> int:

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..naming import revision_slug
+from ..weights import sha256_file
 
 
 class LockError(RuntimeError):
@@ -36,14 +35,6 @@ def git_blob_sha1(path: str | Path) -> str:
     file stored in git rather than LFS."""
     path = Path(path)
     h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
             h.update(block)
@@ -110,10 +101,6 @@ def read_lock(path: Path) -> Lock | None:
 
 def write_lock(path: Path, lock: Lock) -> None:
     """Atomic: parallel writers of the same lock each rename a complete file into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(lock.__dict__, indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    from ..metrics import atomic_write_text
+
+    atomic_write_text(path, json.dumps(lock.__dict__, indent=2, sort_keys=True) + "\n")

@@ -22,6 +22,8 @@ from unittest import mock
 from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from ..architecture import to_hooked_transformer
+
 from .processing import Processing, build_processed, default_processing, with_folded_norm
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors")
@@ -69,21 +71,15 @@ def neel_config_dict(config_json: dict, name: str) -> dict:
 
 
 def load_state_dict(path: Path) -> dict[str, Tensor]:
-    import torch
+    """The state dict of ``path`` (never unpickling code) without the buffers TransformerLens
+    computes itself."""
+    from ..weights import WeightsError, load_state_dict_file
 
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, or needs unpickling code
-        raise NativeError(f"cannot load {path} as a plain state dict: {exc}") from exc
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise NativeError(f"{path} does not hold a state dict (a mapping of names to tensors)")
-    return {k: v for k, v in obj.items() if not k.endswith(COMPUTED_BUFFERS)}
+        state_dict = load_state_dict_file(path)
+    except WeightsError as exc:
+        raise NativeError(str(exc)) from exc
+    return {k: v for k, v in state_dict.items() if not k.endswith(COMPUTED_BUFFERS)}
 
 
 def config_dict_from(config: dict | None, config_file: Path | None, name: str) -> dict:
@@ -117,21 +113,10 @@ def load_native(
     state_dict = load_state_dict(weights)
     if cfg.original_architecture == "neel-solu-old":
         state_dict = tl_loading.convert_neel_solu_old_weights(state_dict, cfg)
-    _check_fits(cfg, state_dict, weights)  # against the unfolded config: the file is unprocessed
+    try:  # against the unfolded config: the file is unprocessed
+        to_hooked_transformer(cfg, state_dict)
+    except ValueError as exc:
+        raise NativeError(f"{weights} does not fit the config: {exc}") from exc
     cfg = HookedTransformerConfig.from_dict(with_folded_norm(fields, processing))
     model = build_processed(cfg, state_dict, processing)
     return model.to(device), processing
-
-
-def _check_fits(cfg: HookedTransformerConfig, state_dict: dict[str, Tensor], weights: Path) -> None:
-    expected = {k: v.shape for k, v in HookedTransformer(cfg).state_dict().items()
-                if not k.endswith(COMPUTED_BUFFERS)}  # fmt: skip
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = [f"{k}: {tuple(v.shape)} vs {tuple(expected[k])}" for k, v in state_dict.items()
-             if k in expected and v.shape != expected[k]]  # fmt: skip
-    if missing or unexpected or wrong:
-        raise NativeError(
-            f"{weights} does not fit the config: missing {missing[:4]}, unexpected {unexpected[:4]}, "
-            f"shapes {wrong[:4]}"
-        )

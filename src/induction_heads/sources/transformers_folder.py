@@ -13,9 +13,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from transformer_lens import HookedTransformer
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from .processing import Processing, build_processed, default_processing
+from .processing import Processing, build_processed, default_processing, with_folded_norm
 
 from .architectures import TRANSFORMERS_ARCHITECTURES as SUPPORTED
 
@@ -86,7 +86,7 @@ def _stage(folder: Path, files: list[str], staging: Path) -> Path:
 
 
 def load_transformers_folder(
-    folder: Path, files: list[str] | None = None, device: str = "cpu"
+    folder: Path, files: list[str], device: str = "cpu"
 ) -> tuple[HookedTransformer, Processing, str]:
     """(processed HookedTransformer, the processing applied, architecture) of a model folder."""
     import transformer_lens.loading_from_pretrained as tl_loading
@@ -94,8 +94,6 @@ def load_transformers_folder(
 
     folder = Path(folder)
     arch = architecture_of(read_hf_config(folder), str(folder))
-    if files is None:
-        files = select_model_files(sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()))
     with tempfile.TemporaryDirectory(prefix="ih-stage-") as tmp:
         staged = _stage(folder, files, Path(tmp))
         hf_model = AutoModelForCausalLM.from_pretrained(staged, local_files_only=True).eval()
@@ -104,10 +102,6 @@ def load_transformers_folder(
             default_prepend_bos=False,
         )  # fmt: skip
         processing = default_processing(cfg)
-        if processing.fold_ln:  # the config as TransformerLens builds it when it folds
-            cfg = tl_loading.get_pretrained_model_config(
-                str(staged), hf_cfg=hf_model.config.to_dict(), fold_ln=True, device=device,
-                default_prepend_bos=False,
-            )  # fmt: skip
+        cfg = HookedTransformerConfig.from_dict(with_folded_norm(cfg.to_dict(), processing))
         state_dict = tl_loading.get_pretrained_state_dict(str(staged), cfg, hf_model=hf_model)
     return build_processed(cfg, state_dict, processing), processing, arch
