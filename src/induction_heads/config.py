@@ -197,8 +197,20 @@ def schema_errors(config: dict, schema: dict) -> list[ConfigError]:
                 sub = e.schema.get("properties", {}).get(name)
                 out.append(ConfigError(key_path([*path, name]), MISSING, describe(sub, schema) if sub else "a value"))
         else:
-            out.append(ConfigError(key_path(path), e.instance, describe(e.schema, schema)))
+            expected = describe(e.schema, schema)
+            if kw == "type" and isinstance(e.instance, str) and _reads_as_number(e.instance):
+                expected += (" (this is text: quoted in the YAML, or a nested `--config` value, "
+                             "which Snakemake reads as text; use a config file)")  # fmt: skip
+            out.append(ConfigError(key_path(path), e.instance, expected))
     return sorted(out, key=lambda e: e.key)
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text.lower() in ("true", "false")
+    return True
 
 
 def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:

@@ -98,7 +98,7 @@ def training_fits_the_model(config, name, entry):
     at = lambda key: _training_key(config, name, key)  # noqa: E731
     steps = t["steps"]
     if t["warmup_steps"] >= steps:
-        yield ConfigError(at("warmup_steps"), t["warmup_steps"], f"fewer than steps ({steps})")
+        yield ConfigError(at("warmup_steps"), t["warmup_steps"], f"fewer than {at('steps')} ({steps})")
     lo, hi, max_seg = t["random_segment_min"], t["random_segment_max"], (entry["n_ctx"] - 1) // 2
     if hi > max_seg:
         yield ConfigError(at("random_segment_max"), hi,
@@ -115,7 +115,7 @@ def training_fits_the_model(config, name, entry):
         if part["start"] >= part["stop"]:
             yield ConfigError(f"{where}.start", part["start"], f"less than stop ({part['stop']})")
         if part["stop"] > steps:
-            yield ConfigError(f"{where}.stop", part["stop"], f"at most steps ({steps})")
+            yield ConfigError(f"{where}.stop", part["stop"], f"at most {at('steps')} ({steps})")
 
 
 # --------------------------------------------------------------------------- data
@@ -162,7 +162,7 @@ def vocabulary_has_synonym_pairs(config):
 # --------------------------------------------------------------------------- analyses
 
 
-def _analysed(config: dict, analysis: str) -> Iterator[tuple[str, dict]]:
+def analysed_models(config: dict, analysis: str) -> Iterator[tuple[str, dict]]:
     """(model, declared shape) of every model that runs ``analysis`` and declares its shape."""
     for model, inst in model_instances(config).items():
         if analysis in analyses_for(config, model):
@@ -186,7 +186,7 @@ def named_heads_exist(config):
         for param in (p for p in CONTRACTS[analysis].params if p.kind == "heads"):
             for i, label in enumerate(settings[param.name]):
                 layer, head = parse_head_label(label)  # the schema's pattern admits only "L.H"
-                for model, shape in _analysed(config, analysis):
+                for model, shape in analysed_models(config, analysis):
                     L, H = shape["n_layers"], shape["n_heads"]
                     if L is not None and H is not None and (layer >= L or head >= H):
                         yield ConfigError(f"analyses.{analysis}.{param.name}[{i}]", label,
@@ -201,7 +201,7 @@ def icl_positions_fit(config):
     late, early = hs["icl_late"], hs["icl_early"]
     if early >= late:
         yield ConfigError("analyses.head_scores.icl_early", early, f"less than icl_late ({late})")
-    for model, shape in _analysed(config, "head_scores"):
+    for model, shape in analysed_models(config, "head_scores"):
         window = shape["window"]
         if window is not None and late > window - 1:
             yield ConfigError("analyses.head_scores.icl_late", late,
@@ -237,7 +237,7 @@ def fuzzy_sequences_fit(config):
     if "fuzzy_induction" not in config["analyses"]:
         return
     n = config["analyses"]["fuzzy_induction"]["n_pairs_per_sequence"]
-    for model, shape in _analysed(config, "fuzzy_induction"):
+    for model, shape in analysed_models(config, "fuzzy_induction"):
         if shape["n_ctx"] is not None and 1 + 2 * n > shape["n_ctx"]:
             yield ConfigError("analyses.fuzzy_induction.n_pairs_per_sequence", n,
                               f"at most {(shape['n_ctx'] - 1) // 2}: BOS + 2 x n words must fit "
