@@ -44,7 +44,8 @@ def both(*changes):
 
 
 FOUR_HEADS = both(*(put(f"models.{m}.{k}", v) for m in ("attn2l", "attn1l") for k, v in (("n_heads", 4), ("d_head", 8))))
-LOCAL = {"source": "local", "weights": "weights/mine.pt", "config": "weights/mine.json"}
+LOCAL = {"source": "local", "weights": "weights/mine.pt", "config": "weights/mine.json",
+         "tokenizer": "weights/tokenizer.json"}
 E = "config error at "
 
 # (id, change, the message's lines; "{cwd}" stands for the working directory)
@@ -60,8 +61,8 @@ CASES = [
     ("vocab-too-small-for-special-tokens", put("tokenizer.vocab_size", 256),
      [E + "tokenizer.vocab_size: 256; expected an integer >= 257 (256 byte tokens + the special token <|BOS|>)"]),
     ("circuit-head-not-in-model", both(FOUR_HEADS, put("analyses.ablation.circuit", ["0.1", "1.10"])),
-     [E + 'analyses.ablation.circuit[1]: "1.10"; expected a head of model attn2l-s0 (layers 0-1, heads 0-3)',
-      E + 'analyses.ablation.circuit[1]: "1.10"; expected a head of model attn1l-s0 (layers 0-0, heads 0-3)']),
+     [E + "analyses.ablation.circuit[1]: \"1.10\"; expected a head of model 'attn2l-s0' (layers 0-1, heads 0-3)",
+      E + "analyses.ablation.circuit[1]: \"1.10\"; expected a head of model 'attn1l-s0' (layers 0-0, heads 0-3)"]),
     ("circuit-head-unquoted", put("analyses.ablation.circuit", [1.1]),
      [E + 'analyses.ablation.circuit[0]: 1.1; expected a head label "L.H" as a quoted string '
       '(e.g. "1.10": unquoted, YAML reads 1.1)']),
@@ -69,8 +70,7 @@ CASES = [
      [E + 'analyses.ablation.circuit: ["0.1", "0.1"]; expected a list of head labels such as '
       '["0.1", "1.10"] (no repeats)']),
     ("local-model-files-missing", put("models.mine", LOCAL),
-     [E + 'models.mine.config: "weights/mine.json"; expected an existing file (relative paths are read from {cwd})',
-      E + 'models.mine.weights: "weights/mine.pt"; expected an existing file (relative paths are read from {cwd})']),
+     [E + 'models.mine.weights: "weights/mine.pt"; expected an existing file (relative paths are read from {cwd})']),
     ("trained-heads-do-not-fill-d-model", put("models.attn2l.d_head", 8),
      [E + "models.attn2l.d_head: 8; expected n_heads x d_head = d_model for a trained model (2 x 8 = 16, d_model 32)"]),
     ("override-unknown-key", put("models.attn2l.training", {"step": 80}),
@@ -84,10 +84,10 @@ CASES = [
      [E + "training.warmup_steps: 5; expected fewer than models.attn2l.training.steps (5)",
       E + "training.checkpoints[0].stop: 40; expected at most models.attn2l.training.steps (5)",
       E + "analyses.training_dynamics.smooth_width: 3; expected at most the 2 checkpoints of model "
-      "attn2l (training.checkpoints)"]),
+      "'attn2l' (training.checkpoints)"]),
     ("typo-top-level", put("trainig", {"steps": 3}),
      [E + 'trainig: {"steps": 3}; expected one of the keys analyses, corpus, data, device, '
-      "downloads_dir, models, report, threads_per_job, title, tokenizer, training (did you mean 'training'?)"]),
+      "downloads_dir, lock_dir, models, report, threads_per_job, title, tokenizer, training (did you mean 'training'?)"]),
     ("typo-model-entry", put("models.attn2l.n_layer", 2),
      [E + "models.attn2l.n_layer: 2; expected one of the keys d_head, d_model, enabled, n_ctx, n_heads, "
       "n_layers, role, seeds, source, training (did you mean 'n_layers'?)"]),
@@ -116,21 +116,21 @@ CASES = [
      [E + "models: every model disabled (attn1l, attn2l); expected at least one model with enabled: true"]),
     ("repeated-tokens-beyond-context", put("data.repeated_tokens.seq_len", 32),
      [E + "data.repeated_tokens.seq_len: 32; expected at most 31: BOS + 2 x seq_len tokens must fit "
-      "model attn2l's context (n_ctx 64)",
+      "the context of model 'attn2l' (n_ctx 64)",
       E + "data.repeated_tokens.seq_len: 32; expected at most 31: BOS + 2 x seq_len tokens must fit "
-      "model attn1l's context (n_ctx 64)"]),
+      "the context of model 'attn1l' (n_ctx 64)"]),
     ("icl-beyond-context", both(put("models.attn1l.enabled", False), put("analyses.head_scores.icl_late", 64)),
-     [E + "analyses.head_scores.icl_late: 64; expected at most 63: model attn2l-s0's held-out rows have 64 tokens"]),
+     [E + "analyses.head_scores.icl_late: 64; expected at most 63: the held-out rows of model 'attn2l-s0' have 64 tokens"]),
     ("icl-early-not-before-late", put("analyses.head_scores.icl_early", 50),
      [E + "analyses.head_scores.icl_early: 50; expected less than icl_late (50)"]),
     ("dynamics-icl-beyond-context", both(put("models.attn1l.enabled", False),
                                          put("analyses.training_dynamics.icl_late", 70)),
-     [E + "analyses.training_dynamics.icl_late: 70; expected at most 63: model attn2l's held-out rows have 64 tokens"]),
+     [E + "analyses.training_dynamics.icl_late: 70; expected at most 63: the held-out rows of model 'attn2l' have 64 tokens"]),
     ("random-segment-beyond-context", put("training.random_segment_max", 40),
      [E + "training.random_segment_max: 40; expected at most (n_ctx - 1) // 2 = 31: two copies must fit "
-      "model attn2l's context (n_ctx 64)",
+      "the context of model 'attn2l' (n_ctx 64)",
       E + "training.random_segment_max: 40; expected at most (n_ctx - 1) // 2 = 31: two copies must fit "
-      "model attn1l's context (n_ctx 64)"]),
+      "the context of model 'attn1l' (n_ctx 64)"]),
     ("random-segment-min-above-max", put("training.random_segment_min", 25),
      [E + "training.random_segment_min: 25; expected at most random_segment_max (20)"]),
     ("row-fractions-above-one", put("training.frac_repeated_text", 0.7),
@@ -139,17 +139,17 @@ CASES = [
      [E + "analyses.head_scores.example_len: 21; expected at most data.repeated_tokens.seq_len (20)"]),
     ("fuzzy-sequences-beyond-context", put("analyses.fuzzy_induction.n_pairs_per_sequence", 32),
      [E + "analyses.fuzzy_induction.n_pairs_per_sequence: 32; expected at most 31: BOS + 2 x n words must "
-      "fit model attn2l-s0's context (n_ctx 64)",
+      "fit the context of model 'attn2l-s0' (n_ctx 64)",
       E + "analyses.fuzzy_induction.n_pairs_per_sequence: 32; expected at most 31: BOS + 2 x n words must "
-      "fit model attn1l-s0's context (n_ctx 64)",
+      "fit the context of model 'attn1l-s0' (n_ctx 64)",
       E + "tokenizer.vocab_size: 1024; expected at least 3072 for fuzzy_induction with n_pairs_per_sequence "
       "32 on a trained model (single-token WordNet synonym pairs of this corpus: none up to 512 tokens, "
       "~10 at 768, ~32 at 1024, ~350 at 3072)"]),
     ("formation-window-not-a-rise", put("analyses.training_dynamics.window_low", 0.9),
      [E + "analyses.training_dynamics.window_low: 0.9; expected less than window_high (0.8)"]),
     ("smoothing-wider-than-the-run", put("analyses.training_dynamics.smooth_width", 5),
-     [E + "analyses.training_dynamics.smooth_width: 5; expected at most the 3 checkpoints of model attn2l (training.checkpoints)",
-      E + "analyses.training_dynamics.smooth_width: 5; expected at most the 3 checkpoints of model attn1l (training.checkpoints)"]),
+     [E + "analyses.training_dynamics.smooth_width: 5; expected at most the 3 checkpoints of model 'attn2l' (training.checkpoints)",
+      E + "analyses.training_dynamics.smooth_width: 5; expected at most the 3 checkpoints of model 'attn1l' (training.checkpoints)"]),
     ("unknown-choice", put("analyses.ablation.circuit_kind", "half"),
      [E + "analyses.ablation.circuit_kind: \"half\"; expected one of 'mean', 'zero'"]),
     ("device-unknown", put("device", "gpu"),
@@ -164,7 +164,8 @@ CASES = [
     ("seed-negative", put("models.attn1l.seeds", [-1]),
      [E + "models.attn1l.seeds[0]: -1; expected an integer >= 0"]),
     ("model-name", put("models.2l", SMOKE["models"]["attn1l"]),
-     [E + 'models.2l: "2l"; expected a name: a letter, then letters, digits or _']),
+     [E + "models.2l: \"2l\"; expected a name: a letter, then letters, digits, '.', '_' or '-', "
+      "not ending in '.' or '-'"]),
     ("required-key-missing", put("training.steps", None),
      [E + "training.steps: missing; expected an integer >= 1"]),
     ("model-source-missing", put("models.attn1l.source", None),
@@ -199,11 +200,13 @@ def test_shapes_legal_in_published_models_are_not_errors(tmp_path, monkeypatch):
     a local model's files that exist pass."""
     monkeypatch.chdir(tmp_path)
     cfg = bad_config(put("models.hub", {
-        "source": "huggingface", "repo_id": "a/b", "filename": "w.pth", "sha256": None,
+        "source": "huggingface", "repo_id": "a/b", "format": "transformer_lens",
+        "n_layers": 2, "n_ctx": 128, "d_vocab": 1024,
         "config": {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_head": 8, "n_ctx": 128, "d_vocab": 1024},
     }))  # fmt: skip
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "mine.pt").write_bytes(b"")
+    (tmp_path / "weights" / "tokenizer.json").write_text("{}")
     (tmp_path / "weights" / "mine.json").write_text('{"n_layers": 1, "n_heads": 2, "d_model": 10, "d_head": 3, "n_ctx": 64}')
     cfg["models"]["mine"] = dict(LOCAL)
     C.validate_config(cfg)

@@ -51,7 +51,7 @@ def show(value: Any) -> str:
 
 class ConfigError(ValueError):
     """One problem with the configuration: ``key`` (dotted, ``[i]`` for list items), the
-    ``value`` found there and what was ``expected``. ``errors`` holds every problem when several
+    ``value`` found there and what was ``expected`` (empty: the value says it all). ``errors`` holds every problem when several
     are raised together (:meth:`combine`); the message has one line per problem."""
 
     def __init__(self, key: str, value: Any, expected: str):
@@ -61,7 +61,8 @@ class ConfigError(ValueError):
 
     @property
     def line(self) -> str:
-        return f"config error at {self.key}: {show(self.value)}; expected {self.expected}"
+        expected = f"; expected {self.expected}" if self.expected else ""
+        return f"config error at {self.key}: {show(self.value)}{expected}"
 
     @classmethod
     def combine(cls, errors: list[ConfigError]) -> ConfigError:
@@ -181,6 +182,13 @@ def _unknown_key(name: str, known: list[str]) -> str:
     return f"one of the keys {', '.join(known)}{hint}"
 
 
+def _alternative(sub: dict, root: dict) -> str:
+    """One branch of a oneOf/anyOf in words (a branch that only requires keys: "keys a, b")."""
+    if set(sub) == {"required"}:
+        return "keys " + ", ".join(sub["required"])
+    return describe(sub, root)
+
+
 def schema_errors(config: dict, schema: dict) -> list[ConfigError]:
     """Validate (filling defaults in place); every schema violation as a :class:`ConfigError`."""
     out = []
@@ -192,6 +200,9 @@ def schema_errors(config: dict, schema: dict) -> list[ConfigError]:
             known = sorted(e.schema.get("properties", {}))
             for extra in (k for k in e.instance if k not in known):
                 out.append(ConfigError(key_path([*path, extra]), e.instance[extra], _unknown_key(extra, known)))
+        elif kw in ("oneOf", "anyOf"):
+            options = " | ".join(_alternative(sub, schema) for sub in e.validator_value)
+            out.append(ConfigError(key_path(path), e.instance, f"{'exactly ' if kw == 'oneOf' else ''}one of: {options}"))
         elif kw == "required":
             for name in (n for n in e.validator_value if n not in e.instance):
                 sub = e.schema.get("properties", {}).get(name)

@@ -17,11 +17,11 @@ from .config import (
     Plain,
     analyses_for,
     model_instances,
-    model_shape,
     trained_families,
     training_config_dict,
 )
 from .contracts import CONTRACTS
+from .model_plan import SourceProblem, declared_shape
 from .naming import parse_head_label
 
 Check = Callable[[dict], Iterable[ConfigError]]
@@ -72,14 +72,17 @@ def heads_fill_the_residual_stream(config, name, entry):
                           f"d_model {d_model})")  # fmt: skip
 
 
-@model_check("local")
-def local_files_exist(config, name, entry):
-    """Relative paths are read from the directory Snakemake runs in (``--directory``)."""
-    for key in ("weights", "config", "tokenizer"):
-        path = entry.get(key)
-        if path is not None and not Path(path).is_file():
-            yield ConfigError(f"models.{name}.{key}", path,
-                              f"an existing file (relative paths are read from {Path.cwd()})")  # fmt: skip
+@model_check("huggingface", "local")
+def entry_can_be_obtained(config, name, entry):
+    """A published or local model whose architecture is supported and whose files exist (relative
+    paths are read from the directory Snakemake runs in, ``--directory``)."""
+    try:
+        declared_shape(name, entry)
+    except SourceProblem as problem:
+        if problem.expected is None:
+            yield ConfigError(problem.key, Plain(problem.message), "")
+        else:
+            yield ConfigError(problem.key, problem.value, problem.expected)
 
 
 # --------------------------------------------------------------------------- training
@@ -102,8 +105,8 @@ def training_fits_the_model(config, name, entry):
     lo, hi, max_seg = t["random_segment_min"], t["random_segment_max"], (entry["n_ctx"] - 1) // 2
     if hi > max_seg:
         yield ConfigError(at("random_segment_max"), hi,
-                          f"at most (n_ctx - 1) // 2 = {max_seg}: two copies must fit model "
-                          f"{name}'s context (n_ctx {entry['n_ctx']})")  # fmt: skip
+                          f"at most (n_ctx - 1) // 2 = {max_seg}: two copies must fit the context "
+                          f"of model {name!r} (n_ctx {entry['n_ctx']})")  # fmt: skip
     if lo > hi:
         yield ConfigError(at("random_segment_min"), lo, f"at most random_segment_max ({hi})")
     if t["frac_repeated_text"] + t["frac_random_repeat"] > 1:
@@ -121,13 +124,14 @@ def training_fits_the_model(config, name, entry):
 # --------------------------------------------------------------------------- data
 
 
-@model_check("train")
+@model_check()
 def repeated_tokens_fit(config, name, entry):
-    seq_len, n_ctx = config["data"]["repeated_tokens"]["seq_len"], entry["n_ctx"]
-    if 1 + 2 * seq_len > n_ctx:
+    n_ctx = _shape(name, entry).get("n_ctx")
+    seq_len = config["data"]["repeated_tokens"]["seq_len"]
+    if n_ctx is not None and 1 + 2 * seq_len > n_ctx:
         yield ConfigError("data.repeated_tokens.seq_len", seq_len,
-                          f"at most {(n_ctx - 1) // 2}: BOS + 2 x seq_len tokens must fit model "
-                          f"{name}'s context (n_ctx {n_ctx})")  # fmt: skip
+                          f"at most {(n_ctx - 1) // 2}: BOS + 2 x seq_len tokens must fit the "
+                          f"context of model {name!r} (n_ctx {n_ctx})")  # fmt: skip
 
 
 # Fuzzy induction needs mutually unrelated synonym pairs whose two words are single tokens of the
@@ -162,13 +166,21 @@ def vocabulary_has_synonym_pairs(config):
 # --------------------------------------------------------------------------- analyses
 
 
+def _shape(name: str, entry: dict) -> dict:
+    """The entry's declared shape; empty when it cannot be known (that is its own row's error)."""
+    try:
+        return declared_shape(name, entry)
+    except SourceProblem:
+        return {}
+
+
 def analysed_models(config: dict, analysis: str) -> Iterator[tuple[str, dict]]:
-    """(model, declared shape) of every model that runs ``analysis`` and declares its shape."""
+    """(model, declared shape + ``window``, the tokens of a held-out row) of every model instance
+    that runs ``analysis``; models whose entry has its own error are left out."""
     for model, inst in model_instances(config).items():
-        if analysis in analyses_for(config, model):
-            shape = model_shape(inst["spec"])
-            if shape is not None:
-                yield model, {**shape, "window": _heldout_window(inst["spec"], shape)}
+        shape = _shape(inst["family"], inst["spec"])
+        if shape and analysis in analyses_for(config, model):
+            yield model, {**shape, "window": _heldout_window(inst["spec"], shape)}
 
 
 def _heldout_window(entry: dict, shape: dict) -> int | None:
@@ -190,7 +202,7 @@ def named_heads_exist(config):
                     L, H = shape["n_layers"], shape["n_heads"]
                     if L is not None and H is not None and (layer >= L or head >= H):
                         yield ConfigError(f"analyses.{analysis}.{param.name}[{i}]", label,
-                                          f"a head of model {model} (layers 0-{L - 1}, heads "
+                                          f"a head of model {model!r} (layers 0-{L - 1}, heads "
                                           f"0-{H - 1})")  # fmt: skip
 
 
@@ -205,8 +217,8 @@ def icl_positions_fit(config):
         window = shape["window"]
         if window is not None and late > window - 1:
             yield ConfigError("analyses.head_scores.icl_late", late,
-                              f"at most {window - 1}: model {model}'s held-out rows have "
-                              f"{window} tokens")  # fmt: skip
+                              f"at most {window - 1}: the held-out rows of model {model!r} "
+                              f"have {window} tokens")  # fmt: skip
     td = config["analyses"].get("training_dynamics")
     if td is None:
         return
@@ -220,8 +232,8 @@ def icl_positions_fit(config):
         for family, entry in trained_families(config).items():
             if own_late > entry["n_ctx"] - 1:
                 yield ConfigError("analyses.training_dynamics.icl_late", own_late,
-                                  f"at most {entry['n_ctx'] - 1}: model {family}'s held-out rows "
-                                  f"have {entry['n_ctx']} tokens")  # fmt: skip
+                                  f"at most {entry['n_ctx'] - 1}: the held-out rows of model "
+                                  f"{family!r} have {entry['n_ctx']} tokens")  # fmt: skip
 
 
 @check
@@ -241,7 +253,7 @@ def fuzzy_sequences_fit(config):
         if shape["n_ctx"] is not None and 1 + 2 * n > shape["n_ctx"]:
             yield ConfigError("analyses.fuzzy_induction.n_pairs_per_sequence", n,
                               f"at most {(shape['n_ctx'] - 1) // 2}: BOS + 2 x n words must fit "
-                              f"model {model}'s context (n_ctx {shape['n_ctx']})")  # fmt: skip
+                              f"the context of model {model!r} (n_ctx {shape['n_ctx']})")  # fmt: skip
 
 
 @check
@@ -265,4 +277,4 @@ def dynamics_have_checkpoints_to_smooth(config):
         n = len(checkpoint_schedule(t["checkpoints"], t["steps"]))
         if td["smooth_width"] > n:
             yield ConfigError("analyses.training_dynamics.smooth_width", td["smooth_width"],
-                              f"at most the {n} checkpoints of model {family} (training.checkpoints)")  # fmt: skip
+                              f"at most the {n} checkpoints of model {family!r} (training.checkpoints)")  # fmt: skip

@@ -46,16 +46,22 @@ def model_instances(config: dict) -> dict[str, dict[str, Any]]:
 
 
 class SourceProblem(ValueError):
-    """An entry that cannot work, found before any rule runs: (key, message)."""
+    """An entry that cannot work, found before any rule runs: (key, message), and where they say it
+    better, the offending ``value`` and what was ``expected`` (a :class:`ConfigError`'s parts)."""
 
-    def __init__(self, key: str, message: str):
+    def __init__(self, key: str, message: str, *, value: Any = None, expected: str | None = None):
         super().__init__(f"config error at {key}: {message}")
-        self.key, self.message = key, message
+        self.key, self.message, self.value, self.expected = key, message, value, expected
+
+
+def _missing(key: str, path: Path | str, what: str = "an existing file") -> SourceProblem:
+    return SourceProblem(key, f"{path} does not exist", value=str(path),
+                         expected=f"{what} (relative paths are read from {Path.cwd()})")  # fmt: skip
 
 
 def _read_json(path: Path, key: str) -> dict:
     if not path.is_file():
-        raise SourceProblem(key, f"{path} does not exist")
+        raise _missing(key, path)
     try:
         data = json.loads(path.read_text())
     except ValueError as exc:
@@ -107,7 +113,7 @@ def declared_shape(entry: str, spec: dict, vocab_size: int | None = None) -> dic
         if not spec.get(what):
             raise SourceProblem(key, f"a local state dict needs `{what}` (or give `path:` to a transformers model folder)")
         if not Path(spec[what]).exists():
-            raise SourceProblem(f"{key}.{what}", f"{spec[what]} does not exist")
+            raise _missing(f"{key}.{what}", spec[what])
     cfg = _read_json(Path(spec["config"]), f"{key}.config")
     return {"n_layers": cfg.get("n_layers"), "n_heads": cfg.get("n_heads"), "n_ctx": cfg.get("n_ctx"),
             "d_vocab": cfg.get("d_vocab"), "has_mlp": not cfg.get("attn_only", False),
