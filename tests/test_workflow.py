@@ -89,8 +89,12 @@ def test_smoke_run_builds_the_report(smoke_run):
     assert (workdir / "results/attn2l/training_dynamics/metrics.json").exists()
     figures = list((report / "figures").glob("*.svg"))
     assert figures and all(f.with_suffix(".png").exists() and f.with_suffix(".pdf").exists() for f in figures)
-    # the executed notebook is kept as the rule's log
+    # the executed notebook is kept as the rule's log, beside the parameters file it was run with
     assert (workdir / "results/logs/attn2l-s0/head_scores.ipynb").exists()
+    params = yaml.safe_load((workdir / "results/logs/attn2l-s0/head_scores.parameters.yaml").read_text())
+    smoke = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())["analyses"]["head_scores"]
+    assert params["thresholds"] == smoke["thresholds"] and params["icl_late"] == smoke["icl_late"]
+    assert params["model_name"] == "attn2l-s0" and params["example_len"] == 15  # a contract default
 
 
 def test_second_run_does_nothing(smoke_run):
@@ -99,9 +103,12 @@ def test_second_run_does_nothing(smoke_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def test_changing_one_parameter_reruns_only_its_dependents(smoke_run):
+def test_changing_one_parameter_reruns_only_its_dependents(smoke_run, tmp_path):
     workdir, args = smoke_run
-    proc = snakemake(workdir, "-n", *args[:-1], args[-1], "analyses={'composition_scores': {'n_baseline_samples': 60}}")
+    # a second config file changes one value (nested `--config` values reach Snakemake as strings)
+    change = tmp_path / "change.yaml"
+    change.write_text(yaml.safe_dump({"analyses": {"composition_scores": {"n_baseline_samples": 60}}}))
+    proc = snakemake(workdir, "-n", args[0], args[1], str(change), *args[2:])
     jobs = planned_jobs(proc)
     # the notebook whose parameter changed, and the report (with its copy of the effective config)
     assert jobs == {"analysis": 1, "effective_config": 1, "report": 1, "all": 1}, jobs

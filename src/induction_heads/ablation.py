@@ -41,7 +41,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from . import scores
 from .attribution import check_attn_only
-from .plots import head_label, parse_head_label
+from .naming import head_label, parse_head_label
 
 AblationKind = Literal["zero", "mean"]
 KINDS: tuple[AblationKind, ...] = ("zero", "mean")

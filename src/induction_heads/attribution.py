@@ -30,7 +30,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from .plots import head_label, parse_head_label
+from .naming import head_label, parse_head_label
 
 
 def check_attn_only(model: HookedTransformer) -> None:

@@ -7,7 +7,7 @@ large the vocabulary.
 
 Conventions (as in TransformerLens, row vectors): a token ``t``'s OV output is row ``t`` of
 ``W_E W_V W_O W_U``; a score ``query · key`` is ``x_q W_Q (x_k W_K)ᵀ``. Heads are ``(layer, head)``
-pairs; :func:`induction_heads.plots.head_label` turns them into "L.H".
+pairs; :func:`induction_heads.naming.head_label` turns them into "L.H".
 
 Biases: the weight circuits (OV, positional QK, K-composition) leave out ``b_Q, b_K, b_V, b_O``
 as ARENA does — they are input-independent offsets, not part of the token/position circuit
@@ -27,7 +27,7 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
 
 from .metrics import metric_value
-from .plots import head_label, parse_head_label
+from .naming import head_label, parse_head_label
 
 Head = tuple[int, int]
 
@@ -46,6 +46,17 @@ class StudiedHeads:
     induction: list[str]
     prev_token: list[str]
     notes: dict[str, str]
+
+    @property
+    def circuit(self) -> list[str]:
+        """The previous-token heads, then the induction heads, each once: the induction circuit."""
+        return list(dict.fromkeys(self.prev_token + self.induction))
+
+    def record_notes(self, metrics, *kinds: str) -> list[str]:
+        """Record the fallback sentences of ``kinds`` as ``fallback_<kind>`` texts of ``metrics``
+        (a :class:`~induction_heads.metrics.Metrics`); return them."""
+        notes = [(kind, self.notes[kind]) for kind in kinds if kind in self.notes]
+        return [metrics.text(f"fallback_{kind}", note) for kind, note in notes]
 
 
 def studied_heads(head_metrics: dict) -> StudiedHeads:

@@ -30,7 +30,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
 
-from .plots import head_label
+from .naming import head_label
 
 KINDS = ("Q", "K", "V")
 

@@ -1,8 +1,14 @@
-"""The workflow configuration: validation against the schema, and the plan derived from it.
+"""The workflow configuration: validation, and the plan derived from it.
 
-``validate_config`` is called by the Snakefile before any rule is scheduled. It fills schema
-defaults and raises :class:`ConfigError` with a message that names the offending key
-(``config error at training.steps: 'many' is not of type 'integer'``).
+``validate_config`` is called by the Snakefile before any rule is scheduled. It checks the config
+against the schema (``workflow/schemas/config.schema.yaml``, with each analysis's parameters from
+:mod:`induction_heads.contracts`), fills the defaults, then runs the checks a schema cannot
+express (the table :data:`induction_heads.config_checks.CHECKS`). Every problem, of either kind,
+is one :class:`ConfigError` naming the key, the value found and what was expected::
+
+    config error at analyses.head_scores.thresholds.induction: 1.7; expected a number in [0, 1]
+
+All problems are reported at once, one line each.
 
 The *plan* helpers say which model instances exist (a trained family gives one per seed:
 ``attn2l-s0``, ``attn2l-s1``…), which are analysed, and which analyses apply to which model.
@@ -11,35 +17,72 @@ The *plan* helpers say which model instances exist (a trained family gives one p
 from __future__ import annotations
 
 import copy
+import difflib
+import json
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from .contracts import CONTRACTS, analyses_schema
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
-# Analyses in report order, with what a model needs for each.
-ANALYSES: dict[str, dict[str, Any]] = {
-    "head_scores": {"min_layers": 1},
-    "logit_attribution": {"min_layers": 1},
-    "ablation": {"min_layers": 1},
-    "ov_circuit": {"min_layers": 1},
-    "qk_circuit": {"min_layers": 1},
-    "k_composition": {"min_layers": 2},
-    "composition_scores": {"min_layers": 2},
-    "fuzzy_induction": {"min_layers": 1, "needs_tokenizer": True},
-}
-# Analyses of a whole trained family (every seed), not of one model.
-FAMILY_ANALYSES = ("training_dynamics",)
+# Analyses in report order: per model, and of a whole trained family (every seed).
+ANALYSES = tuple(name for name, c in CONTRACTS.items() if not c.family)
+FAMILY_ANALYSES = tuple(name for name, c in CONTRACTS.items() if c.family)
+
+
+class Plain(str):
+    """A value shown as it is in a message (a sentence about the value, not the value itself)."""
+
+
+MISSING = Plain("missing")
+
+
+def show(value: Any) -> str:
+    """A value as the user wrote it, roughly: JSON (strings quoted, so "1.10" is not 1.1)."""
+    if isinstance(value, Plain):
+        return str(value)
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class ConfigError(ValueError):
-    """The configuration is invalid; the message names the key."""
+    """One problem with the configuration: ``key`` (dotted, ``[i]`` for list items), the
+    ``value`` found there and what was ``expected`` (empty: the value says it all). ``errors`` holds every problem when several
+    are raised together (:meth:`combine`); the message has one line per problem."""
+
+    def __init__(self, key: str, value: Any, expected: str):
+        self.key, self.value, self.expected = key, value, expected
+        self.errors: list[ConfigError] = [self]
+        super().__init__(self.line)
+
+    @property
+    def line(self) -> str:
+        expected = f"; expected {self.expected}" if self.expected else ""
+        return f"config error at {self.key}: {show(self.value)}{expected}"
+
+    @classmethod
+    def combine(cls, errors: list[ConfigError]) -> ConfigError:
+        unique = list({e.line: e for e in errors}.values())
+        first = unique[0]
+        combined = cls(first.key, first.value, first.expected)
+        combined.errors = unique
+        combined.args = ("\n".join(e.line for e in unique),)
+        return combined
 
 
-def _key_path(path) -> str:
-    return ".".join(str(p) for p in path) or "<top level>"
+def key_path(path) -> str:
+    """``["models", "attn2l", "seeds", 0]`` → ``models.attn2l.seeds[0]``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+# --------------------------------------------------------------------------- the schema
 
 
 def _validator_with_defaults(schema: dict):
@@ -57,82 +100,148 @@ def _validator_with_defaults(schema: dict):
     return cls(schema)
 
 
+def _overrides_of(training: dict) -> dict:
+    """A model entry's ``training:``: any key of the shared block, none required, no defaults
+    (a default here would override the shared value)."""
+    props = {k: {p: v for p, v in sub.items() if p != "default"} for k, sub in training["properties"].items()}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": props,
+        "description": "overrides of the shared `training` keys, for this model only",
+        "x-expected": "a mapping of `training` keys",
+    }
+
+
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
-    return yaml.safe_load(path.read_text())
+    """The YAML schema, with the parts derived in code: ``analyses`` from the contracts and a
+    model entry's ``training`` overrides from the shared ``training`` block."""
+    schema = yaml.safe_load(Path(path).read_text())
+    schema["properties"]["analyses"] = analyses_schema()
+    schema["$defs"]["training_overrides"] = _overrides_of(schema["$defs"]["training"])
+    return schema
+
+
+def _resolve(sub: dict, root: dict) -> dict:
+    while isinstance(sub, dict) and "$ref" in sub:
+        node = root
+        for part in sub["$ref"].removeprefix("#/").split("/"):
+            node = node[part]
+        sub = node
+    return sub if isinstance(sub, dict) else {}
+
+
+def _range(schema: dict) -> str:
+    lo, hi = schema.get("minimum"), schema.get("maximum")
+    xlo, xhi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    if lo is not None and hi is not None:
+        return f" in [{lo}, {hi}]"
+    parts = [f">= {lo}" if lo is not None else None, f"> {xlo}" if xlo is not None else None,
+             f"<= {hi}" if hi is not None else None, f"< {xhi}" if xhi is not None else None]  # fmt: skip
+    parts = [p for p in parts if p]
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+_ARTICLE = {"integer": "an integer", "number": "a number", "string": "a string",
+            "boolean": "true or false", "array": "a list", "object": "a mapping", "null": "null"}  # fmt: skip
+
+
+def describe(schema: dict, root: dict | None = None) -> str:
+    """What a (sub)schema accepts, in words; an ``x-expected`` entry says it best where present."""
+    schema = _resolve(schema, root or {})
+    if "x-expected" in schema:
+        return schema["x-expected"]
+    if "enum" in schema:
+        return "one of " + ", ".join(show(v) for v in schema["enum"])
+    if "const" in schema:
+        return show(schema["const"])
+    types = schema.get("type", [])
+    words = []
+    for t in [types] if isinstance(types, str) else types:
+        word = _ARTICLE.get(t, t)
+        if t in ("integer", "number"):
+            word += _range(schema)
+        elif t == "string" and "pattern" in schema:
+            word += f" matching {schema['pattern']}"
+        elif t == "object" and schema.get("properties"):
+            word += " with keys " + ", ".join(sorted(schema["properties"]))
+        elif t == "array":
+            if schema.get("minItems"):
+                word += f" of at least {schema['minItems']}"
+            if "items" in schema:
+                word += f" (each: {describe(schema['items'], root)})"
+            if schema.get("uniqueItems"):
+                word += ", no repeats"
+        words.append(word)
+    return " or ".join(words) or "a valid value"
+
+
+def _unknown_key(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"one of the keys {', '.join(known)}{hint}"
+
+
+def _alternative(sub: dict, root: dict) -> str:
+    """One branch of a oneOf/anyOf in words (a branch that only requires keys: "keys a, b")."""
+    if set(sub) == {"required"}:
+        return "keys " + ", ".join(sub["required"])
+    return describe(sub, root)
+
+
+def schema_errors(config: dict, schema: dict) -> list[ConfigError]:
+    """Validate (filling defaults in place); every schema violation as a :class:`ConfigError`."""
+    out = []
+    for e in _validator_with_defaults(schema).iter_errors(config):
+        path, kw = list(e.absolute_path), e.validator
+        if "propertyNames" in e.schema_path:  # e.instance is the offending name itself
+            out.append(ConfigError(key_path([*path, e.instance]), e.instance, "a name: " + describe(e.schema, schema)))
+        elif kw == "additionalProperties" and e.validator_value is False:
+            known = sorted(e.schema.get("properties", {}))
+            for extra in (k for k in e.instance if k not in known):
+                out.append(ConfigError(key_path([*path, extra]), e.instance[extra], _unknown_key(extra, known)))
+        elif kw in ("oneOf", "anyOf"):
+            options = " | ".join(_alternative(sub, schema) for sub in e.validator_value)
+            out.append(ConfigError(key_path(path), e.instance, f"{'exactly ' if kw == 'oneOf' else ''}one of: {options}"))
+        elif kw == "required":
+            for name in (n for n in e.validator_value if n not in e.instance):
+                sub = e.schema.get("properties", {}).get(name)
+                out.append(ConfigError(key_path([*path, name]), MISSING, describe(sub, schema) if sub else "a value"))
+        else:
+            expected = describe(e.schema, schema)
+            if kw == "type" and isinstance(e.instance, str) and _reads_as_number(e.instance):
+                expected += (" (this is text: quoted in the YAML, or a nested `--config` value, "
+                             "which Snakemake reads as text; use a config file)")  # fmt: skip
+            out.append(ConfigError(key_path(path), e.instance, expected))
+    return sorted(out, key=lambda e: e.key)
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text.lower() in ("true", "false")
+    return True
 
 
 def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
-    """Validate (in place, filling defaults) and run the checks a schema can't express."""
-    validator = _validator_with_defaults(load_schema(schema_path))
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(e.path)))
+    """Validate ``config`` in place (filling defaults) and run the plan-time checks; raise one
+    :class:`ConfigError` listing every problem. The checks run only on a config the schema
+    accepts, so each may rely on the types, ranges and defaults the schema guarantees."""
+    errors = schema_errors(config, load_schema(schema_path))
+    if not errors:
+        from .config_checks import CHECKS  # they use the plan helpers below
+
+        errors = [err for check in CHECKS for err in check(config)]
     if errors:
-        lines = [f"config error at {_key_path(e.absolute_path)}: {e.message}" for e in errors[:8]]
-        raise ConfigError("\n".join(lines))
-    _semantic_checks(config)
+        raise ConfigError.combine(errors)
     return config
-
-
-def _semantic_checks(config: dict) -> None:
-    for name, spec in config["models"].items():
-        if spec["source"] == "train":
-            training = training_config_dict(config, name)
-            if training["random_segment_max"] > (spec["n_ctx"] - 1) // 2:
-                raise ConfigError(
-                    f"config error at models.{name}.n_ctx: random_segment_max "
-                    f"{training['random_segment_max']} must be at most (n_ctx - 1) // 2 = "
-                    f"{(spec['n_ctx'] - 1) // 2}"
-                )
-            if training["frac_repeated_text"] + training["frac_random_repeat"] > 1:
-                raise ConfigError(
-                    "config error at training: frac_repeated_text + frac_random_repeat must be <= 1"
-                )
-            seq_len = config["data"]["repeated_tokens"]["seq_len"]
-            if 1 + 2 * seq_len > spec["n_ctx"]:
-                raise ConfigError(
-                    f"config error at data.repeated_tokens.seq_len: BOS + 2 x {seq_len} tokens "
-                    f"do not fit model {name!r} (n_ctx {spec['n_ctx']})"
-                )
-    _source_checks(config)
-    if not any(s.get("enabled", True) for s in config["models"].values()):
-        raise ConfigError("config error at models: every model is disabled")
-    icl = config["analyses"]["head_scores"]
-    for name, spec in trained_families(config).items():
-        late = icl.get("icl_late")
-        if late is not None and late > spec["n_ctx"] - 1:
-            raise ConfigError(
-                f"config error at analyses.head_scores.icl_late: {late} exceeds model {name!r}'s "
-                f"context ({spec['n_ctx']} tokens)"
-            )
-
-
-def _source_checks(config: dict) -> None:
-    """What can be known about a non-trained model before downloading it: a supported
-    architecture, local files that exist, data settings that fit its declared context."""
-    from .model_plan import SourceProblem, declared_shape
-
-    seq_len = config["data"]["repeated_tokens"]["seq_len"]
-    for name, spec in config["models"].items():
-        if spec["source"] == "train" or not spec.get("enabled", True):
-            continue
-        try:
-            shape = declared_shape(name, spec)
-        except SourceProblem as exc:
-            raise ConfigError(str(exc)) from exc
-        if shape["n_ctx"] is not None and 1 + 2 * seq_len > shape["n_ctx"]:
-            raise ConfigError(
-                f"config error at data.repeated_tokens.seq_len: BOS + 2 x {seq_len} tokens do not "
-                f"fit model {name!r} (n_ctx {shape['n_ctx']})"
-            )
 
 
 def training_config_dict(config: dict, family: str) -> dict:
     """The shared ``training`` block with the model's own overrides applied."""
     merged = copy.deepcopy(config["training"])
-    overrides = config["models"][family].get("training", {})
-    unknown = set(overrides) - set(load_schema()["$defs"]["training"]["properties"])
-    if unknown:
-        raise ConfigError(f"config error at models.{family}.training: unknown keys {sorted(unknown)}")
-    merged.update(overrides)
+    merged.update(config["models"][family].get("training", {}))
     return merged
 
 
@@ -167,14 +276,11 @@ def analyses_for(config: dict, model: str) -> list[str]:
     if inst["primary"]:
         wanted = ANALYSES
     elif inst["source"] == "huggingface":
-        wanted = {a: ANALYSES[a] for a in CHECKPOINT_ANALYSES}
+        wanted = CHECKPOINT_ANALYSES
     else:
         return []
     n_layers = n_layers_of(config, inst["family"])
-    return [
-        a for a, needs in wanted.items()
-        if a in config["analyses"] and n_layers >= needs["min_layers"]
-    ]  # fmt: skip
+    return [a for a in wanted if a in config["analyses"] and n_layers >= CONTRACTS[a].min_layers]
 
 
 def roles(config: dict) -> dict[str, str]:

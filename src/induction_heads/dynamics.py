@@ -38,7 +38,7 @@ from .circuits import ov_topk_accuracy, ov_topk_all_heads
 from .composition import composition_scores
 from .datasets import load_token_set
 from .metrics import atomic_write_text
-from .plots import parse_head_label
+from .naming import parse_head_label
 from .weights import checkpoint_steps, load_checkpoint, read_info
 
 # --------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from .metrics import bootstrap_ci
-from .plots import head_label, parse_head_label
+from .naming import head_label, parse_head_label
 
 CONDITIONS = ("synonym", "exact", "unrelated", "shuffled")
 CONTROLS = ("exact", "unrelated", "shuffled")

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from .naming import FIGURE_FORMATS, figure_file
+
 
 def _plain(value: Any) -> Any:
     """Convert numpy / torch scalars and arrays to JSON-able Python values."""
@@ -100,11 +102,11 @@ class Metrics:
         }
         return value
 
-    def figure(self, name: str, fig, caption: str, formats: Sequence[str] = ("svg", "png", "pdf")):
+    def figure(self, name: str, fig, caption: str, formats: Sequence[str] = FIGURE_FORMATS):
         """Save a matplotlib figure in every format and record it with its caption."""
         entry: dict[str, str] = {"caption": caption}
         for fmt in formats:
-            path = self.out_dir / f"{name}.{fmt}"
+            path = self.out_dir / figure_file(name, fmt)
             fig.savefig(path, format=fmt, bbox_inches="tight", dpi=150 if fmt == "png" else None,
                         metadata={"Date": None} if fmt == "svg" else None)
             entry[fmt] = path.name

@@ -46,16 +46,22 @@ def model_instances(config: dict) -> dict[str, dict[str, Any]]:
 
 
 class SourceProblem(ValueError):
-    """An entry that cannot work, found before any rule runs: (key, message)."""
+    """An entry that cannot work, found before any rule runs: (key, message), and where they say it
+    better, the offending ``value`` and what was ``expected`` (a :class:`ConfigError`'s parts)."""
 
-    def __init__(self, key: str, message: str):
+    def __init__(self, key: str, message: str, *, value: Any = None, expected: str | None = None):
         super().__init__(f"config error at {key}: {message}")
-        self.key = key
+        self.key, self.message, self.value, self.expected = key, message, value, expected
+
+
+def _missing(key: str, path: Path | str, what: str = "an existing file") -> SourceProblem:
+    return SourceProblem(key, f"{path} does not exist", value=str(path),
+                         expected=f"{what} (relative paths are read from {Path.cwd()})")  # fmt: skip
 
 
 def _read_json(path: Path, key: str) -> dict:
     if not path.is_file():
-        raise SourceProblem(key, f"{path} does not exist")
+        raise _missing(key, path)
     try:
         data = json.loads(path.read_text())
     except ValueError as exc:
@@ -70,23 +76,25 @@ def _first(d: dict, *keys: str):
 
 
 def declared_shape(entry: str, spec: dict, vocab_size: int | None = None) -> dict[str, Any]:
-    """{n_layers, n_ctx, d_vocab, has_mlp, architecture} of an entry, without downloading anything.
+    """{n_layers, n_heads, n_ctx, d_vocab, has_mlp, architecture} of an entry, without downloading
+    anything (None where the entry does not say).
 
     Raises :class:`SourceProblem` for what is certain not to work: a missing local file, an
     architecture whose conversion is not supported.
     """
     key = f"models.{entry}"
     if spec["source"] == "train":
-        return {"n_layers": spec["n_layers"], "n_ctx": spec["n_ctx"], "d_vocab": vocab_size,
-                "has_mlp": False, "architecture": "trained here"}  # fmt: skip
+        return {"n_layers": spec["n_layers"], "n_heads": spec["n_heads"], "n_ctx": spec["n_ctx"],
+                "d_vocab": vocab_size, "has_mlp": False, "architecture": "trained here"}  # fmt: skip
     if spec["source"] == "huggingface":
         fmt = spec.get("format", "transformers")
         arch = spec.get("architecture") if fmt == "transformers" else NATIVE_ARCHITECTURE
         if fmt == "transformers" and arch not in SUPPORTED_ARCHITECTURES:
             raise SourceProblem(f"{key}.architecture", f"{arch!r} is not supported; supported: {', '.join(SUPPORTED_ARCHITECTURES[:-1])} (format: transformers) and TransformerLens state dicts (format: transformer_lens)")  # fmt: skip
         inline = spec.get("config") or {}
-        return {"n_layers": spec.get("n_layers", inline.get("n_layers")), "n_ctx": spec["n_ctx"],
-                "d_vocab": spec["d_vocab"], "has_mlp": spec.get("has_mlp", not inline.get("attn_only", False)),
+        return {"n_layers": spec.get("n_layers", inline.get("n_layers")), "n_heads": inline.get("n_heads"),
+                "n_ctx": spec["n_ctx"], "d_vocab": spec["d_vocab"],
+                "has_mlp": spec.get("has_mlp", not inline.get("attn_only", False)),
                 "architecture": arch}  # fmt: skip
     # local
     if spec.get("path"):
@@ -98,13 +106,15 @@ def declared_shape(entry: str, spec: dict, vocab_size: int | None = None) -> dic
         if arch not in SUPPORTED_ARCHITECTURES[:-1]:
             raise SourceProblem(f"{key}.path", f"{folder}/config.json names architecture {arch!r}; supported: {', '.join(SUPPORTED_ARCHITECTURES[:-1])}")  # fmt: skip
         return {"n_layers": _first(hf, "n_layer", "num_hidden_layers", "num_layers"),
+                "n_heads": _first(hf, "n_head", "num_attention_heads", "num_heads"),
                 "n_ctx": _first(hf, "n_ctx", "n_positions", "max_position_embeddings"),
                 "d_vocab": hf.get("vocab_size"), "has_mlp": True, "architecture": arch}  # fmt: skip
     for what in ("weights", "config", "tokenizer"):
         if not spec.get(what):
             raise SourceProblem(key, f"a local state dict needs `{what}` (or give `path:` to a transformers model folder)")
         if not Path(spec[what]).exists():
-            raise SourceProblem(f"{key}.{what}", f"{spec[what]} does not exist")
+            raise _missing(f"{key}.{what}", spec[what])
     cfg = _read_json(Path(spec["config"]), f"{key}.config")
-    return {"n_layers": cfg.get("n_layers"), "n_ctx": cfg.get("n_ctx"), "d_vocab": cfg.get("d_vocab"),
-            "has_mlp": not cfg.get("attn_only", False), "architecture": NATIVE_ARCHITECTURE}  # fmt: skip
+    return {"n_layers": cfg.get("n_layers"), "n_heads": cfg.get("n_heads"), "n_ctx": cfg.get("n_ctx"),
+            "d_vocab": cfg.get("d_vocab"), "has_mlp": not cfg.get("attn_only", False),
+            "architecture": NATIVE_ARCHITECTURE}  # fmt: skip

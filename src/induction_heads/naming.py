@@ -55,3 +55,46 @@ def instance_name(entry: str, *, seed: int | None = None, revision: str | None =
     if revision is not None:
         return f"{entry}@{revision_slug(revision)}"
     return entry
+
+
+# --------------------------------------------------------------------------------------------
+# Heads: ARENA's "L.H" labels (layer 1 head 4 is "1.4"), written without leading zeros so that a
+# label compares equal as a string wherever it appears (config, metrics.json, tables).
+
+HEAD_LABEL_REGEX = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+_HEAD_LABEL = re.compile(rf"^{HEAD_LABEL_REGEX}$")
+
+
+def head_label(layer: int, head: int) -> str:
+    """ARENA's head naming: layer 1 head 4 is "1.4"."""
+    return f"{int(layer)}.{int(head)}"
+
+
+def parse_head_label(label: str) -> tuple[int, int]:
+    """``"1.10"`` → ``(1, 10)``; anything else (a float such as 1.1, "1.x", "01.2") is refused."""
+    if not isinstance(label, str) or not _HEAD_LABEL.match(label):
+        raise ValueError(f'head label {label!r}: expected a string "L.H" such as "1.10" (layer.head)')
+    layer, head = label.split(".")
+    return int(layer), int(head)
+
+
+def head_labels(n_layers: int, n_heads: int) -> list[str]:
+    """Every head of a model, layer by layer: "0.0", "0.1", …"""
+    return [head_label(layer, head) for layer in range(n_layers) for head in range(n_heads)]
+
+
+# --------------------------------------------------------------------------------------------
+# Figure files. An analysis writes each figure as results/<model>/<analysis>/<figure>.<format>;
+# the report copies it to a flat folder as figures/<model>__<analysis>__<figure>.<format>.
+
+FIGURE_FORMATS = ("svg", "png", "pdf")
+
+
+def figure_file(figure: str, fmt: str) -> str:
+    """A figure's file name inside its analysis folder."""
+    return f"{figure}.{fmt}"
+
+
+def report_figure_stem(model: str, analysis: str, figure: str) -> str:
+    """A figure's name (without extension) in the report's flat ``figures/`` folder."""
+    return f"{model}__{analysis}__{figure}"

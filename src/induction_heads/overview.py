@@ -13,6 +13,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from .metrics import atomic_write_text
+from .naming import head_label
 from .plots import PALETTE, head_heatmap, line_with_band
 from .scores import SCORE_NAMES, attention_patterns
 
@@ -68,7 +69,7 @@ def attention_example(
     data = {
         "tokens": labels,
         "heads": {
-            f"{layer}.{head}": np.round(patterns[layer, head].numpy(), 4).tolist()
+            head_label(layer, head): np.round(patterns[layer, head].numpy(), 4).tolist()
             for layer in range(patterns.shape[0])
             for head in range(patterns.shape[1])
         },

@@ -16,6 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+# Head labels are named in one place; re-exported here for older imports.
+from .naming import head_label, parse_head_label  # noqa: E402, F401
+
 PALETTE = sns.color_palette("colorblind")
 SEQUENTIAL = "rocket_r"
 DIVERGING = "vlag"
@@ -35,16 +38,6 @@ def use_style() -> None:
             "figure.autolayout": False,
         }
     )
-
-
-def head_label(layer: int, head: int) -> str:
-    """ARENA's head naming: layer 1 head 4 is "1.4"."""
-    return f"{layer}.{head}"
-
-
-def parse_head_label(label: str) -> tuple[int, int]:
-    layer, head = label.split(".")
-    return int(layer), int(head)
 
 
 def head_heatmap(

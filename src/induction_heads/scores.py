@@ -12,7 +12,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from .plots import head_label
+from .naming import head_label
 
 SCORE_NAMES = ("current_token", "previous_token", "first_token", "duplicate_token", "induction")
 

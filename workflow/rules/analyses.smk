@@ -2,27 +2,35 @@
 # whole trained family (training dynamics). The executed notebook is the rule's log, so a failed
 # one survives for debugging; metrics.json (written last) is the declared output, figures sit beside it.
 
+# The files notebooks read, by the name of their path parameter (a contract's `files`).
+NOTEBOOK_FILES = {
+    "head_scores_path": lambda m: f"results/{m}/head_scores/metrics.json",
+    "pairs_path": lambda m: f"results/data/{m}/synonym_pairs.tsv",
+    "pairs_counts_path": lambda m: f"results/data/{m}/synonym_pairs_counts.json",
+    "tokenizer_path": tokenizer_path,
+}
+
+
+def analysis_files(wc):
+    """The files this notebook reads, by parameter name (relative to the working directory)."""
+    return {name: NOTEBOOK_FILES[name](wc.model) for name in CONTRACTS[wc.analysis].files}
+
 
 def analysis_inputs(wc):
-    inputs = {
+    files = analysis_files(wc)
+    if "tokenizer_path" in files:
+        files["tokenizer_path"] = tokenizer_input(wc.model)
+    return {
         "notebook": notebook(wc.analysis),
-        "info": f"results/models/{wc.model}/model_info.json",
+        "info": f"{model_dir(wc.model)}/model_info.json",
         "repeated": f"results/data/{wc.model}/repeated_tokens.pt",
         "heldout": f"results/data/{wc.model}/heldout_tokens.pt",
+        **files,
     }
-    if wc.analysis != "head_scores":
-        inputs["head_scores"] = f"results/{wc.model}/head_scores/metrics.json"
-    if wc.analysis == "fuzzy_induction":
-        inputs["pairs"] = f"results/data/{wc.model}/synonym_pairs.tsv"
-    return inputs
 
 
-def analysis_params(wc):
-    """Everything the notebook's `parameters` cell receives (absolute paths: papermill's kernel
-    runs in the notebook's folder)."""
-    absolute = lambda p: str(Path(p).resolve())
-    params = dict(config["analyses"].get(wc.analysis) or {})
-    params.update(
+def analysis_parameters(wc):
+    common = dict(
         model_name=wc.model,
         model_dir=absolute(model_dir(wc.model)),
         data_dir=absolute(f"results/data/{wc.model}"),
@@ -30,15 +38,8 @@ def analysis_params(wc):
         device=DEVICE,
         seed=MODELS[wc.model]["seed"] or 0,
     )
-    if wc.analysis != "head_scores":
-        params["head_scores_path"] = absolute(f"results/{wc.model}/head_scores/metrics.json")
-    if wc.analysis == "fuzzy_induction":
-        params["pairs_path"] = absolute(f"results/data/{wc.model}/synonym_pairs.tsv")
-        params["pairs_counts_path"] = absolute(f"results/data/{wc.model}/synonym_pairs_counts.json")
-        params["tokenizer_path"] = absolute(f"results/models/{wc.model}/tokenizer.json") if MODELS[
-            wc.model
-        ]["source"] != "train" else absolute("results/data/tokenizer.json")
-    return papermill_args(params)
+    files = {name: absolute(path) for name, path in analysis_files(wc).items()}
+    return notebook_parameters(wc.analysis, common, files)
 
 
 rule analysis:
@@ -46,14 +47,16 @@ rule analysis:
         unpack(analysis_inputs),
     output:
         metrics="results/{model}/{analysis}/metrics.json",
+    wildcard_constraints:
+        analysis="|".join(plan.ANALYSES),  # per-model analyses; training_dynamics has its own rule
     params:
-        cli=analysis_params,
+        parameters=analysis_parameters,
     threads: THREADS
     log:
         notebook="results/logs/{model}/{analysis}.ipynb",
+        parameters="results/logs/{model}/{analysis}.parameters.yaml",
         stderr="results/logs/{model}/{analysis}.log",
     benchmark:
         "results/benchmarks/{model}/{analysis}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} papermill --no-progress-bar {input.notebook} {log.notebook} "
-        "{params.cli} > {log.stderr} 2>&1"
+        PAPERMILL

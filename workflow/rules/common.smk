@@ -1,5 +1,6 @@
 # Shared helpers of the rule files: paths, the model plan, notebook parameters.
-# The plan itself (which models and analyses exist) is computed in src/induction_heads/config.py.
+# The plan itself (which models and analyses exist) is computed in src/induction_heads/config.py;
+# each analysis's parameters are declared in src/induction_heads/contracts.py.
 
 import json
 import re
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from induction_heads import config as plan
 from induction_heads.naming import INSTANCE_REGEX
+from induction_heads.contracts import CONTRACTS, parameters_yaml
 
 ROOT = Path(workflow.basedir)
 MODELS = plan.model_instances(config)
@@ -40,19 +42,46 @@ def model_dir(model):
     return f"results/models/{model}"
 
 
+def absolute(path):
+    """Paths handed to notebooks are absolute: papermill's kernel runs in the notebook's folder."""
+    return str(Path(path).resolve())
+
+
+def tokenizer_path(model):
+    """Trained models share results/data/tokenizer.json; the others bring theirs into their folder."""
+    if MODELS[model]["source"] == "train":
+        return "results/data/tokenizer.json"
+    return f"{model_dir(model)}/tokenizer.json"
+
+
+def tokenizer_input(model):
+    """What a rule reading the tokenizer waits for: an obtained model's tokenizer.json is written
+    before its model_info.json, the marker output of rule obtain_model."""
+    if MODELS[model]["source"] == "train":
+        return tokenizer_path(model)
+    return f"{model_dir(model)}/model_info.json"
+
+
 def as_json(obj):
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
-def papermill_args(params):
-    """`-p name value` for scalars, `-y` (YAML) for lists and mappings."""
-    out = []
-    for key, value in sorted(params.items()):
-        if isinstance(value, (list, dict)):
-            out += ["-y", shlex.quote(json.dumps({key: value}))]
-        else:
-            out += ["-p", key, shlex.quote(str(value))]
-    return " ".join(out)
+def notebook_parameters(analysis, common, files):
+    """The YAML text of a notebook's parameters (its contract's settings from the config, the
+    common ones, the files it reads). The rule writes it to the log folder and runs
+    `papermill -f` on it, so every value reaches the notebook with its type ("1.10" stays a
+    string); as a rule parameter, a changed value reruns that notebook only."""
+    contract = CONTRACTS[analysis]
+    return parameters_yaml(contract.notebook_parameters(config["analyses"][analysis], common, files))
+
+
+# The shell command of a notebook rule (its params.parameters from notebook_parameters; its
+# logs: the executed notebook, the parameters file and papermill's output).
+PAPERMILL = (
+    "printf '%s' {params.parameters:q} > {log.parameters} && "
+    "OMP_NUM_THREADS={threads} papermill --no-progress-bar {input.notebook} {log.notebook} "
+    "-f {log.parameters} > {log.stderr} 2>&1"
+)
 
 
 def per_model_analysis_targets():

@@ -81,27 +81,16 @@ rule synonym_candidates:
         "--out {output.table} --counts {output.counts} --max-sense-rank {params.rank} > {log} 2>&1"
 
 
-def model_tokenizer(wc):
-    """Trained models share results/data/tokenizer.json; others bring theirs into their folder."""
-    if MODELS[wc.model]["source"] == "train":
-        return rules.tokenizer.output.tokenizer
-    return f"results/models/{wc.model}/model_info.json"
-
-
 rule synonym_pairs:
     input:
         candidates=rules.synonym_candidates.output.table,
         counts=rules.synonym_candidates.output.counts,
-        tokenizer=model_tokenizer,
+        tokenizer=lambda wc: tokenizer_input(wc.model),
     output:
         pairs="results/data/{model}/synonym_pairs.tsv",
         counts="results/data/{model}/synonym_pairs_counts.json",
     params:
-        tokenizer=lambda wc: (
-            "results/data/tokenizer.json"
-            if MODELS[wc.model]["source"] == "train"
-            else f"results/models/{wc.model}/tokenizer.json"
-        ),
+        tokenizer=lambda wc: tokenizer_path(wc.model),
     log:
         "results/logs/data/{model}/synonym_pairs.log",
     shell:

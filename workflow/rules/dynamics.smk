@@ -8,11 +8,11 @@ DYNAMICS_FAMILIES = [f for f in plan.trained_families(config) if f not in CONTRO
 
 
 def dynamics_settings():
-    """The analysis's parameters, with the ICL positions of head_scores unless set here."""
+    """The analysis's parameters, with the ICL positions of head_scores where it sets none."""
+    own = config["analyses"].get("training_dynamics") or CONTRACTS["training_dynamics"].defaults()
     head = config["analyses"]["head_scores"]
-    settings = {"icl_late": head.get("icl_late", 100), "icl_early": head.get("icl_early", 10)}
-    settings.update(config["analyses"].get("training_dynamics") or {})
-    return settings
+    return {**own, "icl_late": own["icl_late"] or head["icl_late"],
+            "icl_early": own["icl_early"] or head["icl_early"]}  # fmt: skip
 
 
 def family_seeds(family):
@@ -42,7 +42,7 @@ rule evaluate_checkpoints:
         limits=lambda wc: " ".join(
             f"--{key.replace('_', '-')} {dynamics_settings()[key]}"
             for key in ("max_heldout", "max_repeated")
-            if dynamics_settings().get(key)
+            if dynamics_settings()[key] is not None
         ),
     threads: THREADS
     log:
@@ -59,27 +59,22 @@ def training_dynamics_inputs(wc):
     every = [m for fam in plan.trained_families(config) for m in family_seeds(fam)]
     return {
         "notebook": notebook("training_dynamics"),
-        "dynamics": [dynamics_path(m) for m in family_seeds(wc.family)],
-        "control": [dynamics_path(m) for m in control_models()],
-        "infos": [f"results/models/{m}/model_info.json" for m in every],
+        "dynamics_paths": [dynamics_path(m) for m in family_seeds(wc.family)],
+        "control_paths": [dynamics_path(m) for m in control_models()],
+        "train_info_paths": [f"results/models/{m}/model_info.json" for m in every],
     }
 
 
-def training_dynamics_params(wc):
-    """The notebook's `parameters` cell (absolute paths: papermill's kernel runs in notebooks/)."""
-    absolute = lambda p: str(Path(p).resolve())
+def training_dynamics_parameters(wc):
     inputs = training_dynamics_inputs(wc)
-    params = {k: v for k, v in dynamics_settings().items() if k not in ("max_heldout", "max_repeated")}
-    params.update(
+    common = dict(
         model_name=wc.family,
         out_dir=absolute(f"results/{wc.family}/training_dynamics"),
         device=DEVICE,
         seed=config["models"][wc.family]["seeds"][0],
-        dynamics_paths=[absolute(p) for p in inputs["dynamics"]],
-        control_paths=[absolute(p) for p in inputs["control"]],
-        train_info_paths=[absolute(p) for p in inputs["infos"]],
     )
-    return papermill_args(params)
+    files = {name: [absolute(p) for p in inputs[name]] for name in CONTRACTS["training_dynamics"].files}
+    return notebook_parameters("training_dynamics", common, files)
 
 
 rule training_dynamics:
@@ -90,17 +85,15 @@ rule training_dynamics:
     wildcard_constraints:
         family=one_of(DYNAMICS_FAMILIES),
     params:
-        cli=training_dynamics_params,
+        parameters=training_dynamics_parameters,
     threads: THREADS
     log:
         notebook="results/logs/{family}/training_dynamics.ipynb",
+        parameters="results/logs/{family}/training_dynamics.parameters.yaml",
         stderr="results/logs/{family}/training_dynamics.log",
     benchmark:
         "results/benchmarks/{family}/training_dynamics.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} papermill --no-progress-bar {input.notebook} {log.notebook} "
-        "{params.cli} > {log.stderr} 2>&1"
+        PAPERMILL
 
 
-# `results/<family>/training_dynamics/metrics.json` also matches rule `analysis`'s pattern.
-ruleorder: training_dynamics > analysis

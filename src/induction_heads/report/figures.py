@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..naming import FIGURE_FORMATS, report_figure_stem
 from .collect import AnalysisResult, Run
 
-FORMATS = ("svg", "png", "pdf")
 ATTENTION_EXAMPLE = "attention_example.json"
 
 
@@ -28,7 +28,7 @@ class FigureFile:
 
     @property
     def stem(self) -> str:
-        return f"{self.model}__{self.analysis}__{self.name}"
+        return report_figure_stem(self.model, self.analysis, self.name)
 
 
 def export_figures(run: Run, figures_dir: Path) -> tuple[list[FigureFile], list[str]]:
@@ -40,7 +40,7 @@ def export_figures(run: Run, figures_dir: Path) -> tuple[list[FigureFile], list[
         for analysis, result in sorted(run.results[model].items()):
             for name, entry in result.figures.items():
                 fig = FigureFile(model, analysis, name, entry.get("caption", ""), {})
-                for fmt in FORMATS:
+                for fmt in FIGURE_FORMATS:
                     src = result.folder / entry[fmt] if entry.get(fmt) else None
                     if src is None or not src.is_file():
                         warnings.append(f"{model}/{analysis}: figure {name!r} has no {fmt} file")
@@ -144,9 +144,9 @@ def save_attention_figure(example: dict[str, Any], model: str, figures_dir: Path
 
     use_style()
     fig = attention_figure(example, model, heads)
-    stem = f"{model}__head_scores__attention_example"
+    stem = report_figure_stem(model, "head_scores", "attention_example")
     files = {}
-    for fmt in FORMATS:
+    for fmt in FIGURE_FORMATS:
         files[fmt] = figures_dir / f"{stem}.{fmt}"
         fig.savefig(files[fmt], format=fmt, bbox_inches="tight",
                     dpi=150 if fmt == "png" else None,

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..naming import FIGURE_FORMATS, report_figure_stem
 from .collect import Run
 from .figures import FigureFile, inline_svg
 from .numbers import format_metric, format_value
@@ -149,8 +150,8 @@ def files_pattern(figs: list[FigureFile]) -> str:
     if not figs:
         return ""
     model = figs[0].model if len(figs) == 1 else "*"
-    exts = ",".join(ext for ext in ("svg", "png", "pdf") if ext in figs[0].files)
-    return f"figures/{model}__{figs[0].analysis}__{figs[0].name}.{{{exts}}}"
+    exts = ",".join(ext for ext in FIGURE_FORMATS if ext in figs[0].files)
+    return f"figures/{report_figure_stem(model, figs[0].analysis, figs[0].name)}.{{{exts}}}"
 
 
 class SectionBuilder:
