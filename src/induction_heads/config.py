@@ -28,6 +28,8 @@ ANALYSES: dict[str, dict[str, Any]] = {
     "qk_circuit": {"min_layers": 1},
     "k_composition": {"min_layers": 2},
     "composition_scores": {"min_layers": 2},
+    "olsson_scores": {"min_layers": 1},
+    "path_patching": {"min_layers": 2},
     "fuzzy_induction": {"min_layers": 1, "needs_tokenizer": True},
 }
 # Analyses of a whole trained family (every seed), not of one model.
@@ -93,6 +95,7 @@ def _semantic_checks(config: dict) -> None:
                     f"do not fit model {name!r} (n_ctx {spec['n_ctx']})"
                 )
     _source_checks(config)
+    _olsson_checks(config)
     if not any(s.get("enabled", True) for s in config["models"].values()):
         raise ConfigError("config error at models: every model is disabled")
     icl = config["analyses"]["head_scores"]
@@ -122,6 +125,27 @@ def _source_checks(config: dict) -> None:
             raise ConfigError(
                 f"config error at data.repeated_tokens.seq_len: BOS + 2 x {seq_len} tokens do not "
                 f"fit model {name!r} (n_ctx {shape['n_ctx']})"
+            )
+
+
+def _olsson_checks(config: dict) -> None:
+    """Olsson's repeated sequences (BOS + n_repeats x n_tokens) must fit every model's context.
+    The defaults are the olsson_scores notebook's."""
+    params = config["analyses"].get("olsson_scores")
+    if params is None:
+        return
+    from .model_plan import declared_shape
+
+    n_tokens, n_repeats = params.get("n_tokens", 25), params.get("n_repeats", 4)
+    n_pos = 1 + n_tokens * n_repeats
+    for name, spec in config["models"].items():
+        if not spec.get("enabled", True):
+            continue
+        n_ctx = spec["n_ctx"] if spec["source"] == "train" else declared_shape(name, spec)["n_ctx"]
+        if n_ctx is not None and n_pos > n_ctx:
+            raise ConfigError(
+                f"config error at analyses.olsson_scores.n_tokens: BOS + {n_repeats} x {n_tokens} "
+                f"tokens ({n_pos}) do not fit model {name!r} (n_ctx {n_ctx})"
             )
 
 

@@ -382,3 +382,61 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     if len(rx) < 2 or rx.std() == 0 or ry.std() == 0:
         return float("nan")
     return float(np.corrcoef(rx, ry)[0, 1])
+
+
+# --------------------------------------------------------------------------- beside our scores
+
+
+def per_head_column(
+    metrics: dict, table: str, column: str, shape: tuple[int, int]
+) -> Float[Tensor, "layer head"]:
+    """A per-head column of an analysis's table (rows start with the "L.H" label) as a
+    ``layer × head`` array; NaN for heads the table does not list."""
+    from .plots import parse_head_label
+
+    entry = (metrics.get("tables") or {}).get(table)
+    if not entry or column not in entry.get("columns", []):
+        raise KeyError(
+            f"{metrics.get('analysis')}/{metrics.get('model')} metrics have no table {table!r} "
+            f"with a column {column!r}"
+        )
+    i = entry["columns"].index(column)
+    out = torch.full(shape, float("nan"))
+    for row in entry["rows"]:
+        out[parse_head_label(str(row[0]))] = float(row[i])
+    return out
+
+
+@dataclass
+class RankComparison:
+    """Do two per-head scores rank the same head first, and how alike are their orders?"""
+
+    first_theirs: str
+    first_ours: str
+    rho: float  # Spearman over the heads compared
+    n_heads: int
+
+    @property
+    def same_first(self) -> bool:
+        return self.first_theirs == self.first_ours
+
+
+def compare_rankings(
+    theirs: Float[Tensor, "layer head"], ours: Float[Tensor, "layer head"], layers: list[int] | None = None
+) -> RankComparison:
+    """Compare two scores over the heads of ``layers`` (all layers: ``None``)."""
+    from .scores import best_head
+
+    rows = range(theirs.shape[0]) if layers is None else layers
+    a = torch.stack([theirs[layer] for layer in rows]).flatten().numpy()
+    b = torch.stack([ours[layer] for layer in rows]).flatten().numpy()
+    return RankComparison(best_head(theirs, layers)[0], best_head(ours, layers)[0], spearman(a, b), len(a))
+
+
+def ranking_sentence(theirs_name: str, ours_name: str, cmp: RankComparison, where: str = "") -> str:
+    verdict = "rank the same head first" if cmp.same_first else "rank different heads first"
+    heads = (f"{cmp.first_theirs}" if cmp.same_first
+             else f"{cmp.first_theirs} by {theirs_name}, {cmp.first_ours} by {ours_name}")  # fmt: skip
+    rho = "undefined" if math.isnan(cmp.rho) else f"{cmp.rho:.2f}"
+    return (f"{theirs_name[0].upper() + theirs_name[1:]} and {ours_name} {verdict}{where} ({heads}); "
+            f"Spearman ρ = {rho} over {cmp.n_heads} heads.")  # fmt: skip

@@ -14,7 +14,14 @@ def analysis_inputs(wc):
         inputs["head_scores"] = f"results/{wc.model}/head_scores/metrics.json"
     if wc.analysis == "fuzzy_induction":
         inputs["pairs"] = f"results/data/{wc.model}/synonym_pairs.tsv"
+    if wc.analysis == "olsson_scores" and compares_with_ov(wc.model):
+        inputs["ov_circuit"] = f"results/{wc.model}/ov_circuit/metrics.json"
     return inputs
+
+
+def compares_with_ov(model):
+    """Olsson's copying score is set beside OV top-1 when the OV-circuit analysis runs on the model."""
+    return "ov_circuit" in plan.analyses_for(config, model)
 
 
 def analysis_params(wc):
@@ -32,6 +39,10 @@ def analysis_params(wc):
     )
     if wc.analysis != "head_scores":
         params["head_scores_path"] = absolute(f"results/{wc.model}/head_scores/metrics.json")
+    if wc.analysis == "olsson_scores":
+        params["ov_circuit_path"] = (
+            absolute(f"results/{wc.model}/ov_circuit/metrics.json") if compares_with_ov(wc.model) else ""
+        )
     if wc.analysis == "fuzzy_induction":
         params["pairs_path"] = absolute(f"results/data/{wc.model}/synonym_pairs.tsv")
         params["pairs_counts_path"] = absolute(f"results/data/{wc.model}/synonym_pairs_counts.json")
