@@ -108,6 +108,8 @@ def _analysis(m: Metrics, analysis: str, good: bool) -> None:
         m.add("key_path_loss_share", 0.9 if good else 0.3, "Key path's share of the loss effect.")
         m.add("key_path_loss_change", 2.0 if good else 0.05, "Key-path loss change.",
               ci=[1.5, 2.5] if good else [-0.1, 0.2], unit="nats")
+        m.text("path_patching_summary", "The key path carries the effect.")
+        _line(m, "path_patching_bars", "Change per path.")
     elif analysis == "training_dynamics":
         m.add("formation_fraction", 1.0 if good else 0.67, "Fraction of seeds that formed.")
     else:

@@ -230,7 +230,7 @@ def copying_shares(
     u_mean = w_u.mean(-1)  # [d_model]: the vocabulary-mean logit direction
     chance = 1.0 / n_tokens
     out = torch.empty(len(tokens), cfg.n_layers, cfg.n_heads)
-    diag = torch.arange(n_tokens)
+    diag = torch.arange(n_tokens, device=cfg.device)
     for start in range(0, len(tokens), batch_size):
         chunk = tokens[start : start + batch_size].to(cfg.device)
         r = chunk[:, first : first + n_tokens]  # [b n]
