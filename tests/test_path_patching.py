@@ -120,3 +120,22 @@ def test_path_shares():
     assert shares["key"][0] == pytest.approx(0.75) and shares["query"][0] == pytest.approx(0.25)
     assert shares["key"][1] == pytest.approx((0.75, 0.75))
     assert np.isnan(PP.path_shares({p: np.zeros(3) for p in PP.PATHS}, n_boot=10)["key"][0])
+
+
+@pytest.mark.parametrize("arch", [
+    dict(normalization_type="LN", positional_embedding_type="standard"),  # GPT-2 style
+    dict(normalization_type="LN", positional_embedding_type="rotary", rotary_dim=8,
+         parallel_attn_mlp=True),  # GPT-NeoX (Pythia) style
+])
+def test_runs_on_models_with_layernorm_and_mlps(arch):
+    cfg = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=32, n_ctx=24,
+                                  d_vocab=30, act_fn="gelu", seed=0, **arch)
+    model = HookedTransformer(cfg).eval()
+    clean = distinct_repeated_tokens(30, SEQ_LEN, 4, seed=0)
+    corrupted = PP.shuffle_first_repeat(clean, SEQ_LEN, seed=1)
+    same = PP.path_patching(model, clean, clean, SEQ_LEN, (0, 0), (1, 1))
+    assert all(same.loss_change(p).abs().max() < 1e-5 for p in same.paths)
+    res = PP.path_patching(model, clean, corrupted, SEQ_LEN, (0, 0), (1, 1))
+    assert all(torch.isfinite(res.loss_change(p)).all() for p in res.paths)
+    assert res.loss_change("key").abs().max() > 0  # the patch reaches the receiver
+    assert res.induction_change("value").abs().max() < 1e-6
