@@ -12,10 +12,10 @@ Prefix matching (:func:`prefix_matching`)
     every position ``k`` with ``tokens[k − 1] = tokens[q]`` and ``k − 1 < q`` (the token after each
     earlier occurrence of the current token). A head's score on a sequence is the attention from
     ``q`` to its successor set, **summed over the set** and averaged over the queries that have
-    one (the second to last repeat). A perfect prefix-matching head scores 1. (The paper's
-    wording is "the average of all attention pattern entries" to those tokens; averaging entries
-    rather than summing them per query would cap a perfect head at ``1 / (number of earlier
-    copies)``, so we sum per query.)
+    one (repeats 2 … n_repeats). A perfect prefix-matching head scores 1. (The paper
+    describes an average over the attention entries to those tokens; averaging entries rather
+    than summing them per query would cap a perfect head at ``1 / (number of earlier copies)``,
+    so we sum per query.)
 
 Copying (:func:`copying_shares`, :func:`copying_score`)
     For every source position ``j`` of the first repeat (token ``t_j``), the head's direct-path
