@@ -21,7 +21,8 @@ from induction_heads.metrics import Metrics  # noqa: E402
 # The headline heatmap is drawn in pure magenta so a test can find it on the rendered page.
 MAGENTA = LinearSegmentedColormap.from_list("magenta", ["#ff00ff", "#ff00ff"])
 ANALYSES = ("head_scores", "logit_attribution", "ablation", "ov_circuit", "qk_circuit",
-            "k_composition", "composition_scores", "fuzzy_induction", "training_dynamics")
+            "k_composition", "composition_scores", "olsson_scores", "path_patching", "fuzzy_induction",
+            "training_dynamics")
 SHA = "ab" * 32
 DRAW = True  # make_run(figures=False) turns drawing off: the scorecard tests need no figures
 
@@ -103,6 +104,12 @@ def _analysis(m: Metrics, analysis: str, good: bool) -> None:
         ci = [0.02, 0.08] if good else [-0.03, 0.05]
         m.add("fuzzy_prefix_minus_unrelated", 0.05, "Fuzzy minus unrelated.", ci=[0.01, 0.09])
         m.add("fuzzy_prefix_minus_shuffled_positional", sum(ci) / 2, "Fuzzy minus shuffled key.", ci=ci)
+    elif analysis == "path_patching":
+        m.add("key_path_loss_share", 0.9 if good else 0.3, "Key path's share of the loss effect.")
+        m.add("key_path_loss_change", 2.0 if good else 0.05, "Key-path loss change.",
+              ci=[1.5, 2.5] if good else [-0.1, 0.2], unit="nats")
+        m.text("path_patching_summary", "The key path carries the effect.")
+        _line(m, "path_patching_bars", "Change per path.")
     elif analysis == "training_dynamics":
         m.add("formation_fraction", 1.0 if good else 0.67, "Fraction of seeds that formed.")
     else:

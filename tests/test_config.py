@@ -50,6 +50,12 @@ def test_unknown_model_source_is_refused(default):
     assert "models.attn2l.source" in error_of(default)
 
 
+def test_olsson_sequences_must_fit_every_model(default):
+    default["analyses"]["olsson_scores"]["n_tokens"] = 40  # BOS + 4 x 40 > n_ctx 128
+    msg = error_of(default)
+    assert "analyses.olsson_scores.n_tokens" in msg and "161" in msg and "n_ctx 128" in msg
+
+
 def test_unknown_analysis_and_unknown_key_are_refused(default):
     bad = copy.deepcopy(default)
     bad["analyses"]["telepathy"] = {}
@@ -112,5 +118,8 @@ def test_plan_names_instances_and_assigns_analyses(default):
     assert models["attn2l-s0"]["primary"] and not models["attn2l-s1"]["primary"]
     assert "k_composition" in C.analyses_for(cfg, "attn2l-s0")
     assert "k_composition" not in C.analyses_for(cfg, "attn1l-s0")  # needs two layers
+    assert {"olsson_scores", "path_patching"} <= set(C.analyses_for(cfg, "attn2l-s0"))
+    assert "olsson_scores" in C.analyses_for(cfg, "attn1l-s0")
+    assert "path_patching" not in C.analyses_for(cfg, "attn1l-s0")
     assert C.analyses_for(cfg, "attn2l-s1") == []
     assert C.roles(cfg) == {"attn2l-s0": "main", "attn1l-s0": "control"}

@@ -97,7 +97,7 @@ CASES = [
       "(did you mean 'n_text_sequences'?)"]),
     ("unknown-analysis", put("analyses.telepathy", {}),
      [E + "analyses.telepathy: {}; expected one of the keys ablation, composition_scores, fuzzy_induction, "
-      "head_scores, k_composition, logit_attribution, ov_circuit, qk_circuit, training_dynamics"]),
+      "head_scores, k_composition, logit_attribution, olsson_scores, ov_circuit, path_patching, qk_circuit, training_dynamics"]),
     ("typo-checkpoint-item", put("training.checkpoints", [{"start": 0, "stop": 40, "evry": 20}]),
      [E + "training.checkpoints[0].every: missing; expected an integer >= 1",
       E + "training.checkpoints[0].evry: 20; expected one of the keys every, start, stop (did you mean 'every'?)"]),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from induction_heads import ablation, circuits, composition, dynamics, fuzzy
+from induction_heads import ablation, circuits, composition, dynamics, fuzzy, olsson, path_patching
 from induction_heads.datasets import repeated_random_tokens
 
 from .test_training import train_tiny
@@ -64,6 +64,21 @@ def test_weight_circuits(models):
     assert all(close(cpu_ov[k], gpu_ov[k]) for k in (1, 5))
     cpu_c, gpu_c = (composition.composition_scores(m) for m in models)
     assert all(close(cpu_c[k], gpu_c[k]) for k in cpu_c)
+
+
+def test_olsson_scores(models):
+    toks = olsson.repeated_sequences(np.arange(1, 32), 10, 4, 8, seed=0, bos=0)
+    cpu, gpu = (olsson.olsson_scores(m, toks, 10, batch_size=4) for m in models)
+    assert close(cpu.prefix, gpu.prefix) and close(cpu.share, gpu.share)
+
+
+def test_path_patching(models, rep_tokens):
+    corrupted = path_patching.shuffle_first_repeat(rep_tokens, SEQ_LEN, seed=0)
+    cpu, gpu = (path_patching.path_patching(m, rep_tokens, corrupted, SEQ_LEN, (0, 0), (1, 0), batch_size=6)
+                for m in models)
+    assert close(cpu.loss_clean, gpu.loss_clean, atol=1e-3)
+    for path in cpu.paths:
+        assert close(cpu.induction[path], gpu.induction[path]) and close(cpu.loss[path], gpu.loss[path], atol=1e-3)
 
 
 def test_circuit_progress(models, rep_tokens):

@@ -148,6 +148,17 @@ def test_without_attention_example_the_viewer_is_left_out(tmp_path):
     assert 'id="ablation"' not in html and 'id="mechanism"' not in html
 
 
+def test_a_figures_first_section_puts_its_figure_above_its_sentences(tmp_path):
+    paths = make_run(tmp_path / "r", analyses=("head_scores", "path_patching"), control=False)
+    html = build_report(paths, tmp_path / "out", roles=ROLES, pdf=False).html.read_text()
+    section = html[html.index('<section id="olsson_path_patching"'):]
+    section = section[: section.index("</section>")]
+    assert "The key path carries the effect." in section and "key_path_loss_share" in section
+    assert section.index("<figure") < section.index('class="sentences"') < section.index('class="metrics"')
+    behaviour = html[html.index('<section id="behaviour"'):]
+    assert behaviour.index('class="metrics"') < behaviour.index("<figure")  # the others: table first
+
+
 def test_bad_attention_example_is_refused_by_name(tmp_path):
     paths = make_run(tmp_path / "r", analyses=("head_scores",), control=False)
     example = tmp_path / "r" / "attn2l-s0" / "head_scores" / "attention_example.json"

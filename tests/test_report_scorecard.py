@@ -17,7 +17,7 @@ NEEDS = {
     "induction_last_layer": "head_scores", "none_in_control": "head_scores",
     "ablation_removes": "ablation", "ov_copies": "ov_circuit",
     "k_composition": "composition_scores", "positional_qk": "qk_circuit",
-    "fuzzy": "fuzzy_induction", "formation": "training_dynamics",
+    "fuzzy": "fuzzy_induction", "formation": "training_dynamics", "key_path": "path_patching",
 }
 
 

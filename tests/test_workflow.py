@@ -51,7 +51,7 @@ def test_default_config_plan(tmp_path):
     assert jobs["train_model"] == 6  # 2 families x 3 seeds, one job each
     assert jobs["evaluate_checkpoints"] == 6
     assert jobs["training_dynamics"] == 1  # the control family is drawn beside the 2L family
-    assert jobs["analysis"] == 8 + 6  # 2L: every analysis; 1L: all but the two composition ones
+    assert jobs["analysis"] == 10 + 7  # 2L: every analysis; 1L: all but the three that need 2 layers
     assert jobs["report"] == 1
 
 
@@ -85,7 +85,8 @@ def test_smoke_run_builds_the_report(smoke_run):
     assert (report / "numbers.tex").read_text().count("\\newcommand") > 20
     analyses = {p.parent.name for p in (workdir / "results" / "attn2l-s0").glob("*/metrics.json")}
     assert analyses == {"head_scores", "logit_attribution", "ablation", "ov_circuit", "qk_circuit",
-                        "k_composition", "composition_scores", "fuzzy_induction"}  # fmt: skip
+                        "k_composition", "composition_scores", "olsson_scores", "path_patching",
+                        "fuzzy_induction"}  # fmt: skip
     assert (workdir / "results/attn2l/training_dynamics/metrics.json").exists()
     figures = list((report / "figures").glob("*.svg"))
     assert figures and all(f.with_suffix(".png").exists() and f.with_suffix(".pdf").exists() for f in figures)

@@ -245,6 +245,22 @@ def attention_example_fits(config):
 
 
 @check
+def olsson_sequences_fit(config):
+    """Olsson's sequences are BOS + n_repeats x n_tokens random tokens."""
+    if "olsson_scores" not in config["analyses"]:
+        return
+    params = config["analyses"]["olsson_scores"]
+    n_tokens, n_repeats = params["n_tokens"], params["n_repeats"]
+    n_pos = 1 + n_tokens * n_repeats
+    for model, shape in analysed_models(config, "olsson_scores"):
+        if shape["n_ctx"] is not None and n_pos > shape["n_ctx"]:
+            yield ConfigError("analyses.olsson_scores.n_tokens", n_tokens,
+                              f"at most {(shape['n_ctx'] - 1) // n_repeats}: BOS + {n_repeats} x "
+                              f"{n_tokens} tokens ({n_pos}) must fit the context of model {model!r} "
+                              f"(n_ctx {shape['n_ctx']})")  # fmt: skip
+
+
+@check
 def fuzzy_sequences_fit(config):
     if "fuzzy_induction" not in config["analyses"]:
         return

@@ -205,6 +205,22 @@ CONTRACTS: dict[str, Contract] = {c.name: c for c in (
     Contract("composition_scores", "Q/K/V-composition scores against random heads", (
         count("n_baseline_samples", 300, "random head pairs of the baseline"),
     ), min_layers=2),
+    Contract("olsson_scores", "Olsson et al.'s prefix-matching and copying scores; anti-induction heads", (
+        count("n_tokens", 25, "random tokens per repeat (Olsson et al.: 25)"),
+        count("n_repeats", 4, "repeats after BOS (Olsson et al.: 4)"),
+        count("n_sequences", 100, "sequences averaged over"),
+        fraction("exclude_common", 0.05, "fraction of the ordinary vocabulary dropped as most common"),
+        fraction("exclude_rare", 0.2, "fraction dropped as least common (held-out counts)"),
+        fraction("prefix_threshold", 0.4, "prefix matching at or above this counts as induction-like attention"),
+        fraction("alpha", 0.05, "family-wise level of the anti-induction test (Holm)", open_interval=True),
+        count("n_bootstrap", 2000, "bootstrap resamples of each interval"),
+        count("batch_size", 16, "sequences per forward pass (memory)"),
+    ), files=("head_scores_path", "ov_circuit_path")),
+    Contract("path_patching", "previous-token head -> induction head's key / query / value input", (
+        count("n_sequences", 100, "repeated-token sequences (at most those in repeated_tokens.pt)"),
+        count("n_bootstrap", 2000, "bootstrap resamples of each interval"),
+        count("batch_size", 16, "sequences per forward pass (memory)"),
+    ), min_layers=2),
     Contract("fuzzy_induction", "induction across WordNet synonyms", (
         count("n_sequences", 400, "sequences per condition"),
         count("n_pairs_per_sequence", 10, "synonym pairs per sequence (BOS + 2 x this <= n_ctx)"),

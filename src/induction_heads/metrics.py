@@ -158,3 +158,16 @@ def bootstrap_ci(
     means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
     alpha = (1 - level) / 2
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def bootstrap_means(samples: np.ndarray, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """Bootstrap means of every column at once: ``samples`` is ``[n, ...]`` (one row per
+    independent unit, e.g. a sequence); the result is ``[n_boot, ...]``, each row the mean over a
+    resample of the ``n`` rows (the same resamples for every column, so statistics of several
+    columns — ratios, differences — can be bootstrapped together)."""
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError("bootstrap_means needs at least one row of samples")
+    n = x.shape[0]
+    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot)  # [B n]
+    return (counts @ x.reshape(n, -1) / n).reshape(n_boot, *x.shape[1:])

@@ -8,6 +8,9 @@ Its answers are known by construction, so tests can check every analysis against
 * head **1.0** is an induction head: its query reads the current token, its key reads the
   previous-token subspace (K-composition with 0.0), and its OV circuit is the identity onto the
   unembedding (top-1 OV accuracy 1.0);
+* with ``anti_induction=True``, head **1.1** is an *anti-induction* head: the same QK circuit as
+  1.0 (it attends like an induction head) but an OV circuit that writes minus the attended
+  token's unembedding (it suppresses the token it attends to);
 * every other head is a small seeded random "decoy".
 
 Residual stream layout (``d_model = 3 * d_vocab + n_ctx``)::
@@ -32,6 +35,7 @@ from .architecture import attn_only_config, to_hooked_transformer
 class PlantedCircuit:
     prev_token_head: tuple[int, int] = (0, 0)
     induction_head: tuple[int, int] = (1, 0)
+    anti_induction_head: tuple[int, int] | None = None
 
 
 def planted_induction_model(
@@ -42,9 +46,13 @@ def planted_induction_model(
     decoy_std: float = 0.02,
     unembed_scale: float = 20.0,
     seed: int = 0,
+    anti_induction: bool = False,
 ) -> tuple[HookedTransformer, PlantedCircuit]:
     """Build the planted model. ``sharpness`` is the attention logit of a planted match
-    (after TransformerLens's division by sqrt(d_head)); mismatches score 0."""
+    (after TransformerLens's division by sqrt(d_head)); mismatches score 0. ``anti_induction``
+    plants the anti-induction head 1.1 (needs ``n_heads >= 2``)."""
+    if anti_induction and n_heads < 2:
+        raise ValueError("anti_induction needs n_heads >= 2 (the anti-induction head is 1.1)")
     V, P = d_vocab, n_ctx
     d_model = 3 * V + P
     d_head = max(V, P)
@@ -99,8 +107,13 @@ def planted_induction_model(
     w_o[:V, out] = torch.eye(V)
     sd["blocks.1.attn.W_Q"][0], sd["blocks.1.attn.W_K"][0] = w_q, w_k
     sd["blocks.1.attn.W_V"][0], sd["blocks.1.attn.W_O"][0] = w_v, w_o
+    if not anti_induction:
+        return to_hooked_transformer(cfg, sd), PlantedCircuit()
 
-    return to_hooked_transformer(cfg, sd), PlantedCircuit()
+    # 1.1: anti-induction head. 1.0's query and key; output minus the attended token.
+    sd["blocks.1.attn.W_Q"][1], sd["blocks.1.attn.W_K"][1] = w_q, w_k
+    sd["blocks.1.attn.W_V"][1], sd["blocks.1.attn.W_O"][1] = w_v, -w_o
+    return to_hooked_transformer(cfg, sd), PlantedCircuit(anti_induction_head=(1, 1))
 
 
 def distinct_repeated_tokens(

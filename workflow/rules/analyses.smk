@@ -8,11 +8,16 @@ NOTEBOOK_FILES = {
     "pairs_path": lambda m: f"results/data/{m}/synonym_pairs.tsv",
     "pairs_counts_path": lambda m: f"results/data/{m}/synonym_pairs_counts.json",
     "tokenizer_path": tokenizer_path,
+    # Olsson's copying score is set beside OV top-1 when the OV-circuit analysis runs on the model.
+    "ov_circuit_path": lambda m: (
+        f"results/{m}/ov_circuit/metrics.json" if "ov_circuit" in plan.analyses_for(config, m) else ""
+    ),
 }
 
 
 def analysis_files(wc):
-    """The files this notebook reads, by parameter name (relative to the working directory)."""
+    """The files this notebook reads, by parameter name (relative to the working directory);
+    an optional file that is not made for this model is the empty string."""
     return {name: NOTEBOOK_FILES[name](wc.model) for name in CONTRACTS[wc.analysis].files}
 
 
@@ -25,7 +30,7 @@ def analysis_inputs(wc):
         "info": f"{model_dir(wc.model)}/model_info.json",
         "repeated": f"results/data/{wc.model}/repeated_tokens.pt",
         "heldout": f"results/data/{wc.model}/heldout_tokens.pt",
-        **files,
+        **{name: path for name, path in files.items() if path},
     }
 
 
@@ -38,7 +43,7 @@ def analysis_parameters(wc):
         device=DEVICE,
         seed=MODELS[wc.model]["seed"] or 0,
     )
-    files = {name: absolute(path) for name, path in analysis_files(wc).items()}
+    files = {name: absolute(path) if path else "" for name, path in analysis_files(wc).items()}
     return notebook_parameters(wc.analysis, common, files)
 
 

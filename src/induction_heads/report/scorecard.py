@@ -18,7 +18,8 @@ Metric names read here are the contract with the analyses (see CONTRIBUTING.md):
 ``ov_top1_effective``; ``composition_scores``: ``k_composition_z_best_pair``; ``qk_circuit``:
 ``prev_token_positional_subdiagonal``; ``fuzzy_induction``: ``fuzzy_prefix_minus_unrelated``,
 ``fuzzy_prefix_minus_shuffled_positional``;
-``training_dynamics``: ``formation_fraction``.
+``training_dynamics``: ``formation_fraction``; ``path_patching``: ``key_path_loss_share``,
+``key_path_loss_change``.
 """
 
 from __future__ import annotations
@@ -205,6 +206,18 @@ def _fuzzy(lk: Lookup) -> tuple[bool, str]:
     return passed, "; ".join(shown)
 
 
+def _key_path(lk: Lookup) -> tuple[bool, str]:
+    """Path patching: the key path's share of the single-path loss effect is at least one half,
+    and its own loss change is an increase whose interval excludes zero (a share of nothing is
+    not a result)."""
+    share = lk.value("path_patching", "key_path_loss_share")
+    change, ci = lk.value("path_patching", "key_path_loss_change"), lk.ci("path_patching", "key_path_loss_change")
+    if not ci:
+        return False, f"share {f(share)}; key-path Δloss {f(change)} (no interval recorded)"
+    ok = share >= 0.5 and ci[0] > 0
+    return ok, f"share {f(share)}; key-path Δloss {f(change)} [{f(ci[0])}, {f(ci[1])}] nats"
+
+
 def _formation(lk: Lookup) -> tuple[bool, str]:
     frac = lk.value("training_dynamics", "formation_fraction")
     return frac >= 1.0, f"{f(frac)} of seeds"
@@ -237,6 +250,9 @@ CRITERIA: list[Criterion] = [
     Criterion("fuzzy", "Fuzzy (synonym) prefix matching", "fuzzy_prefix_minus_unrelated and "
               "fuzzy_prefix_minus_shuffled_positional: both intervals' lower bounds > 0", OLSSON,
               _fuzzy, exploratory=True),
+    Criterion("key_path", "Key path carries most of the path-patching effect (causal "
+              "K-composition)", "path_patching key_path_loss_share ≥ 0.5 and key_path_loss_change "
+              "interval above 0", ELHAGE, _key_path),
     Criterion("formation", "Induction heads form during training in every seed",
               "training_dynamics formation_fraction = 1", OLSSON, _formation),
 ]

@@ -100,6 +100,7 @@ class Section:
     intro: str
     blocks: list[AnalysisBlock]
     interactive: bool = False
+    figures_first: bool = False  # each block's figures above its sentences and table
 
 
 def names_of(run: Run, analysis: str, kind: str) -> list[str]:
@@ -183,7 +184,7 @@ class SectionBuilder:
         has_viewer = bool(spec.get("interactive")) and any(
             self.run.get(m, spec["analyses"][0]) for m in self.run.models())
         return Section(spec["id"], spec["title"], (spec.get("intro") or "").strip(), blocks,
-                       interactive=has_viewer)
+                       interactive=has_viewer, figures_first=bool(spec.get("figures_first")))
 
     def block(self, analysis: str, match: list[str] | None) -> AnalysisBlock:
         def pick(kind: str) -> list[str]:
