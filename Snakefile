@@ -18,6 +18,7 @@ except ValueError as err:
 # Rules call `python`, `papermill` …: use the interpreter Snakemake itself runs in (the venv).
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")  # jobs draw to files; no display needed
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"

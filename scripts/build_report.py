@@ -19,7 +19,11 @@ import argparse
 import json
 import sys
 
-from induction_heads.report import build_report
+import matplotlib
+
+matplotlib.use("Agg")  # figures go to files; this entry point never needs a display
+
+from induction_heads.report import build_report  # noqa: E402
 
 
 def parse_roles(text: str) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Shared fixtures. Tests run on 2 shared cores: one torch thread, tiny models."""
 
+import matplotlib
 import pytest
 import torch
 from transformer_lens import HookedTransformer
@@ -7,6 +8,7 @@ from transformer_lens import HookedTransformer
 from induction_heads.architecture import attn_only_config
 from induction_heads.planted import planted_induction_model
 
+matplotlib.use("Agg")  # tests draw to files; the library leaves the backend to its callers
 torch.set_num_threads(1)
 
 

@@ -1,8 +1,8 @@
 """Training the small attention-only models: the batch recipe, the loop, the checkpoints.
 
-The recipe (from trials on a 2-core CPU, see issue 2): AdamW with a short linear warm-up and then a
-constant learning rate, sinusoidal initialisation of ``W_pos``, ``W_U`` initialised as ``W_E^T``
-(see :func:`initialise`), and batches that mix
+The recipe (from trials on a 2-core CPU with ``scripts/recipe_trial.py``): AdamW with a short
+linear warm-up and then a constant learning rate, sinusoidal initialisation of ``W_pos``, ``W_U``
+initialised as ``W_E^T`` (see :func:`initialise`), and batches that mix
 
 * plain text (the language-modelling signal),
 * text whose second half repeats its first (in-context copying on natural tokens),
@@ -131,7 +131,7 @@ def initialise(model: AttnOnlyTransformer, cfg: TrainingConfig) -> None:
       tied-embedding model such as GPT-2, and is then trained untied. An OV circuit then copies as
       soon as ``W_V W_O`` is near a positive multiple of a projection, a direction shared by every
       token, instead of having to learn 3000-odd token-to-token maps one at a time. The copying
-      half of the induction circuit is what holds the phase change back (issue 2's note).
+      half of the induction circuit is what holds the phase change back (seen in those trials).
     """
     if cfg.sinusoidal_pos_init:
         w_pos = model.p("pos_embed.W_pos")
@@ -284,6 +284,6 @@ def train_model_to_dir(
         "training_config": config_as_json(train_cfg),
     }
     info = ModelInfo(name=name, source="train", sha256="", seed=train_cfg.seed,
-                     tokenizer=str(Path(tokenizer_path).resolve()), extra=summary)  # fmt: skip
+                     tokenizer=str(tokenizer_path), extra=summary)  # fmt: skip
     save_model(out_dir, cfg, model.tl_state_dict(), info)
     return summary

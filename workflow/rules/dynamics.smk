@@ -1,4 +1,4 @@
-# Training dynamics (issue 6): every checkpoint of every trained seed is evaluated in its own job
+# Training dynamics (docs/methods/training_dynamics.md): every checkpoint of every trained seed is evaluated in its own job
 # (so `--cores N` runs seeds side by side), then one notebook per non-control family draws the
 # phase-change figure with the control family beside it. Parameters: config["analyses"]["training_dynamics"];
 # the ICL positions default to those of head_scores.
