@@ -8,6 +8,7 @@ import sys
 from induction_heads.config import validate_config
 
 configfile: "config/config.yaml"
+report: "report/snakemake/workflow.rst"  # front page of `snakemake --report`
 
 # Validate (and fill defaults) before any rule is scheduled; errors name the offending key.
 try:

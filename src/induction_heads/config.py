@@ -11,6 +11,7 @@ The *plan* helpers say which model instances exist (a trained family gives one p
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,9 @@ ANALYSES: dict[str, dict[str, Any]] = {
 }
 # Analyses of a whole trained family (every seed), not of one model.
 FAMILY_ANALYSES = ("training_dynamics",)
+# The keys of a trained model entry that give its shape (here, not in training.py: the rules read
+# them while planning, and importing torch for a tuple would cost every plan seconds).
+ARCH_KEYS = ("n_layers", "d_model", "n_heads", "d_head", "n_ctx")
 
 
 class ConfigError(ValueError):
@@ -57,8 +61,11 @@ def _validator_with_defaults(schema: dict):
     return cls(schema)
 
 
+@functools.cache
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
-    return yaml.safe_load(path.read_text())
+    """The schema, parsed once per process (the Snakefile needs it for every trained family);
+    callers must not modify it."""
+    return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:

@@ -30,6 +30,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .architecture import AttnOnlyTransformer, sinusoidal_positions
+from .config import ARCH_KEYS  # a trained model entry's shape (defined with the plan)
+from .testhooks import pause_point
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,6 @@ class TrainingConfig:
     tied_unembed_init: bool = False  # start W_U as W_E^T (trained untied): copying is learnable at once
     checkpoints: tuple[int, ...] = field(default_factory=tuple)
     threads: int = 1
-
-
-ARCH_KEYS = ("n_layers", "d_model", "n_heads", "d_head", "n_ctx")  # a trained model entry's shape
 
 
 def checkpoint_schedule(spec: Iterable[dict], steps: int) -> list[int]:
@@ -268,6 +267,7 @@ def train_model_to_dir(
         tmp = ckpt_dir / f".step_{step:06d}.pt.tmp"
         torch.save(state, tmp)
         tmp.replace(ckpt_dir / f"step_{step:06d}.pt")
+        pause_point(f"checkpoint_saved:{step}")  # a test may kill the run here
 
     t0 = time.perf_counter()
     records = train(model, sampler, train_cfg, save_checkpoint, out_dir / "train_log.jsonl",
