@@ -190,22 +190,6 @@ def _workdir(args: Sequence[str]) -> Path:
     return Path.cwd()
 
 
-def _unlock_args(args: Sequence[str]) -> list[str]:
-    """The arguments that say which workflow and directory (for `snakemake --unlock`)."""
-    keep, out, i = {"-s", "--snakefile", "-d", "--directory", "--configfile", "--configfiles",
-                    "--config", "-C"}, [], 0
-    while i < len(args):
-        if args[i] in keep:
-            out.append(args[i])
-            i += 1
-            while i < len(args) and not args[i].startswith("-"):  # the option's value(s)
-                out.append(args[i])
-                i += 1
-        else:
-            i += 1
-    return out
-
-
 def guarded_run(args: Sequence[str], say: Callable[[str], None] = print,
                 host: str | None = None) -> int:
     """Run ``snakemake <args>`` as described in the module docstring; returns its exit status."""
@@ -229,8 +213,8 @@ def guarded_run(args: Sequence[str], say: Callable[[str], None] = print,
             return subprocess.call(_snakemake_command([*args, "--rerun-incomplete"]))
         say(f"run: the last run ({who}) ended without releasing its lock (it was killed); "
             "unlocking and rerunning its incomplete jobs (--rerun-incomplete)")
-        unlocked = subprocess.run(_snakemake_command(["--unlock", *_unlock_args(args)]),
-                                  capture_output=True, text=True)
+        # the run's own arguments say which workflow, config and directory; --unlock ignores the rest
+        unlocked = subprocess.run(_snakemake_command([*args, "--unlock"]), capture_output=True, text=True)
         if unlocked.returncode != 0:
             say(f"run: `snakemake --unlock` failed:\n{unlocked.stdout}{unlocked.stderr}")
             return unlocked.returncode
