@@ -8,6 +8,7 @@ import sys
 from induction_heads.config import validate_config
 
 configfile: "config/config.yaml"
+report: "report/snakemake/workflow.rst"  # front page of `snakemake --report`
 
 # Validate (and fill defaults) before any rule is scheduled; errors name the offending key.
 try:
@@ -18,6 +19,7 @@ except ValueError as err:
 # Rules call `python`, `papermill` …: use the interpreter Snakemake itself runs in (the venv).
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")  # jobs draw to files; no display needed
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"

@@ -19,7 +19,12 @@ import argparse
 import json
 import sys
 
-from induction_heads.report import build_report
+import matplotlib
+
+matplotlib.use("Agg")  # figures go to files; this entry point never needs a display
+
+from induction_heads.report import build_report  # noqa: E402
+from induction_heads.report.build import SOURCES_DIR  # noqa: E402
 
 
 def parse_roles(text: str) -> dict[str, str]:
@@ -41,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--roles", type=parse_roles, default={},
                     help='JSON object model → role: "main", "control", "arena", …')
     ap.add_argument("--corpus-info", help="corpus.json with the sources' titles and licenses")
+    ap.add_argument("--sources", default=str(SOURCES_DIR),
+                    help="folder of template.html.j2, style.css and captions.yaml (default: report/)")
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--no-pdf", action="store_true", help="skip the PDF (faster previews)")
     args = ap.parse_args(argv)
     out = build_report(args.metrics, args.out_dir, roles=args.roles, config_path=args.config,
                        benchmark_paths=args.benchmarks, corpus_info=args.corpus_info,
-                       pdf=not args.no_pdf)
+                       sources=args.sources, pdf=not args.no_pdf)
     for warning in out.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"report: {out.html}" + (f", {out.pdf} ({out.pdf_pages} pages)" if out.pdf else ""))

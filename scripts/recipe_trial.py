@@ -4,8 +4,7 @@ Trains one model of a config's family with your overrides and, every ``--every``
 JSON line of :func:`induction_heads.dynamics.circuit_progress` (best previous-token and induction
 scores, the best last-layer OV copying accuracy, repeat losses, held-out loss); at the end, the
 first step where the heads count as formed (induction >= 0.5 and second-repeat loss at most half
-the first) and the training time without the probes. This is how the default recipe was chosen
-(the recipe's history in the README's training-recipe section). It reads the tokenizer and token streams of an earlier run
+the first) and the training time without the probes. This is how the default recipe was chosen. It reads the tokenizer and token streams of an earlier run
 (``snakemake results/data/tokenizer.json`` builds them) and writes nothing under results/.
 
     .venv/bin/python scripts/recipe_trial.py --seed 0 --set steps=2000 --set tied_unembed_init=false

@@ -1,5 +1,7 @@
-"""Shared fixtures. Tests run on 2 shared cores: one torch thread, tiny models."""
+"""Shared fixtures. Tests run on 2 shared cores: one torch thread, tiny models, and one real run
+of the whole DAG on config/smoke.yaml that every workflow test reads."""
 
+import matplotlib
 import pytest
 import torch
 from transformer_lens import HookedTransformer
@@ -7,6 +9,7 @@ from transformer_lens import HookedTransformer
 from induction_heads.architecture import attn_only_config
 from induction_heads.planted import planted_induction_model
 
+matplotlib.use("Agg")  # tests draw to files; the library leaves the backend to its callers
 torch.set_num_threads(1)
 
 
@@ -39,3 +42,13 @@ def noisy_model(
 def tiny_model():
     return noisy_model(2, seed=0, weight_std=0.16, bias_std=0.1, d_model=24, n_heads=3, d_head=8,
                        n_ctx=32, d_vocab=40)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The whole DAG on config/smoke.yaml, run once in a temporary directory: (workdir, args)."""
+    from .smoke import SMOKE_ARGS, snakemake
+
+    workdir = tmp_path_factory.mktemp("smoke")
+    snakemake(workdir, *SMOKE_ARGS)
+    return workdir, list(SMOKE_ARGS)

@@ -87,7 +87,7 @@ CASES = [
       "'attn2l' (training.checkpoints)"]),
     ("typo-top-level", put("trainig", {"steps": 3}),
      [E + 'trainig: {"steps": 3}; expected one of the keys analyses, corpus, data, device, '
-      "downloads_dir, lock_dir, models, report, threads_per_job, title, tokenizer, training (did you mean 'training'?)"]),
+      "downloads_dir, lock_dir, models, report, threads_per_job, tokenizer, training (did you mean 'training'?)"]),
     ("typo-model-entry", put("models.attn2l.n_layer", 2),
      [E + "models.attn2l.n_layer: 2; expected one of the keys d_head, d_model, enabled, n_ctx, n_heads, "
       "n_layers, role, seeds, source, training (did you mean 'n_layers'?)"]),

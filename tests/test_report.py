@@ -148,15 +148,13 @@ def test_without_attention_example_the_viewer_is_left_out(tmp_path):
     assert 'id="ablation"' not in html and 'id="mechanism"' not in html
 
 
-def test_a_figures_first_section_puts_its_figure_above_its_sentences(tmp_path):
+def test_the_olsson_section_shows_its_figure_then_its_key_metrics(tmp_path):
     paths = make_run(tmp_path / "r", analyses=("head_scores", "path_patching"), control=False)
     html = build_report(paths, tmp_path / "out", roles=ROLES, pdf=False).html.read_text()
     section = html[html.index('<section id="olsson_path_patching"'):]
     section = section[: section.index("</section>")]
     assert "The key path carries the effect." in section and "key_path_loss_share" in section
-    assert section.index("<figure") < section.index('class="sentences"') < section.index('class="metrics"')
-    behaviour = html[html.index('<section id="behaviour"'):]
-    assert behaviour.index('class="metrics"') < behaviour.index("<figure")  # the others: table first
+    assert section.index("<figure") < section.index('class="metrics"') < section.index('class="sentences"')
 
 
 def test_bad_attention_example_is_refused_by_name(tmp_path):
@@ -323,3 +321,62 @@ def test_atomic_writes_leave_an_ordinary_file_mode(tmp_path):
     assert (tmp_path / "out" / "numbers.json").read_text() == "{}"
     assert (tmp_path / "out" / "numbers.json").stat().st_mode & 0o777 == 0o644
     assert list((tmp_path / "out").iterdir()) == [tmp_path / "out" / "numbers.json"]  # no temp left
+
+
+# ---------------------------------------------------------------- layout: figure, one table, appendix
+
+
+def main_blocks(html: str) -> dict[str, str]:
+    """The HTML of every analysis block of the main text (before the appendix), by id."""
+    main = html[:html.index('<section id="appendix"')]
+    starts = [(m.start(), m.group(1)) for m in re.finditer(r'<div class="block" id="([^"]+)">', main)]
+    ends = [s for s, _ in starts[1:]] + [len(main)]
+    return {block_id: main[s:e] for (s, block_id), e in zip(starts, ends)}
+
+
+def test_each_analysis_reads_figure_first_then_one_table(report):
+    blocks = main_blocks(report.html.read_text())
+    analyses = {b: html for b, html in blocks.items() if b != "attention-example" and "<table" in html}
+    assert {"behaviour-head_scores", "attention-head_scores", "ablation-ablation",
+            "mechanism-ov_circuit"} <= set(analyses)
+    for block_id, html in analyses.items():
+        assert html.count("<table") == 1, f"{block_id}: more than one table in the main text"
+        assert "<figure" in html and html.index("<figure") < html.index("<table"), block_id
+    # the ablation's data table is not in the main text but in its appendix block
+    assert "zero-ablated" not in blocks["ablation-ablation"]
+    appendix = report.html.read_text().split('<section id="appendix"', 1)[1]
+    assert "zero-ablated" in appendix
+
+
+def test_long_metric_lists_go_to_the_appendix(tmp_path):
+    """An analysis with many metrics shows its first (or its captions' chosen) few in the main
+    text and every one in the appendix, with its further figures and tables."""
+    from induction_heads.metrics import Metrics
+
+    from .report_synthetic import _line
+
+    paths = make_run(tmp_path / "r", analyses=("head_scores",), control=False)
+    m = Metrics("long_analysis", "attn2l-s0", tmp_path / "r" / "attn2l-s0" / "long_analysis")
+    for i in range(20):
+        m.add(f"metric_{i:02d}", float(i), f"metric number {i}")
+    _line(m, "first_curve", "The first figure.")
+    _line(m, "second_curve", "The second figure.")
+    m.table("rows", ["a", "b"], [[1, 2]], "A data table.")
+    paths.append(m.write())
+    html = build_report(paths, tmp_path / "out", roles=ROLES, pdf=False).html.read_text()
+    block = main_blocks(html)["long_analysis-long_analysis"]
+    assert re.findall(r"<code>(metric_\d+)</code>", block) == [f"metric_{i:02d}" for i in range(8)]
+    assert "The first figure." in block and "The second figure." not in block
+    assert "A data table." not in block and 'href="#appendix-long_analysis-long_analysis"' in block
+    appendix = html.split('id="appendix-long_analysis-long_analysis"', 1)[1]
+    assert re.findall(r"<code>(metric_\d+)</code>", appendix)[:20] == [f"metric_{i:02d}" for i in range(20)]
+    assert "The second figure." in appendix and "A data table." in appendix
+
+
+def test_captions_choose_the_main_figure_and_metrics_in_their_order():
+    from induction_heads.report.sections import main_names
+
+    names = ["a_score", "b_head", "c_loss", "d_loss", "e"]
+    assert main_names(names, ["*_loss", "a_*"], 8) == ["c_loss", "d_loss", "a_score"]
+    assert main_names(names, None, 2) == ["a_score", "b_head"]
+    assert main_names(names, ["renamed_*"], 1) == ["a_score"]  # no match: the default, not nothing

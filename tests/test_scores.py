@@ -17,7 +17,7 @@ def random_patterns(n_layers=2, batch=3, n_heads=2, n_pos=9, seed=0):
 
 
 def brute_force_scores(p, seq_len):
-    """One loop per definition (scores.py's docstrings), written out position by position."""
+    """One loop per definition of docs/methods/head_scores.md, written out position by position."""
     L, B, H, n, _ = p.shape
     out = {k: torch.zeros(L, H) for k in S.SCORE_NAMES}
     for l in range(L):

@@ -72,6 +72,25 @@ def test_save_load_round_trip(tmp_path):
     assert W.read_config(tmp_path / "m").d_model == 16
 
 
+def test_tokenizer_path_is_stored_relative_to_the_model_folder(tmp_path, monkeypatch):
+    """model_info.json names the tokenizer relative to its folder, so a copied results/ still
+    finds it; read_info resolves it (given relative to the working directory, as rules do)."""
+    root = tmp_path / "run"
+    (root / "results" / "data").mkdir(parents=True)
+    (root / "results" / "data" / "tokenizer.json").write_text("{}")
+    monkeypatch.chdir(root)
+    W.save_model("results/models/m", MODEL.cfg, MODEL.state_dict(),
+                 W.ModelInfo("m", "train", "", tokenizer="results/data/tokenizer.json"))
+    stored = json.loads((root / "results/models/m" / W.INFO_FILE).read_text())["tokenizer"]
+    assert stored == os.path.join("..", "..", "data", "tokenizer.json")
+    moved = tmp_path / "elsewhere"
+    os.rename(root, moved)
+    monkeypatch.chdir(tmp_path)
+    resolved = Path(W.read_info(moved / "results/models/m").tokenizer)
+    assert resolved.is_absolute() and resolved == (moved / "results/data/tokenizer.json").resolve()
+    assert resolved.read_text() == "{}"
+
+
 def test_load_refuses_tampered_weights(tmp_path):
     model_dir = tmp_path / "m"
     info = W.save_model(model_dir, MODEL.cfg, MODEL.state_dict(), W.ModelInfo("m", "train", ""))

@@ -3,47 +3,14 @@ rule, and one real run of the whole DAG on config/smoke.yaml in a temporary dire
 second run does nothing, and changing one analysis parameter reruns only what depends on it)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
-DOWNLOADS = ROOT / "results" / "downloads"  # filled by scripts/setup.sh; shared with the smoke run
+from .smoke import ROOT, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(workdir, *args, check=True):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(
-        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
-def planned_jobs(proc) -> dict[str, int]:
-    """The job-stats table of a dry run: rule -> count."""
-    counts, in_table = {}, False
-    for line in (proc.stdout + proc.stderr).splitlines():
-        if line.startswith("job ") and "count" in line:
-            in_table = True
-            continue
-        if in_table:
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit():
-                if parts[0] != "total":
-                    counts[parts[0]] = int(parts[1])
-            elif parts and not set(parts[0]) <= {"-"}:
-                break
-    return counts
 
 
 def test_default_config_plan(tmp_path):
@@ -53,6 +20,8 @@ def test_default_config_plan(tmp_path):
     assert jobs["training_dynamics"] == 1  # the control family is drawn beside the 2L family
     assert jobs["analysis"] == 10 + 7  # 2L: every analysis; 1L: all but the three that need 2 layers
     assert jobs["report"] == 1
+    # the report's benchmark inputs name these jobs' files: they must not add any job
+    assert jobs["datasets"] == 6 and jobs["synonym_pairs"] == 2 and jobs["effective_config"] == 1
 
 
 def test_bad_config_fails_before_any_rule_naming_the_key(tmp_path):
@@ -64,14 +33,6 @@ def test_bad_config_fails_before_any_rule_naming_the_key(tmp_path):
     assert proc.returncode != 0
     assert "config error at training.lr" in proc.stderr + proc.stdout
     assert not (tmp_path / "results").exists()
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("smoke")
-    args = ["--configfile", str(ROOT / "config/smoke.yaml"), "--config", f"downloads_dir={DOWNLOADS}"]
-    snakemake(workdir, *args)
-    return workdir, args
 
 
 def test_smoke_run_builds_the_report(smoke_run):
@@ -114,3 +75,76 @@ def test_changing_one_parameter_reruns_only_its_dependents(smoke_run, tmp_path):
     # the notebook whose parameter changed, and the report (with its copy of the effective config)
     assert jobs == {"analysis": 1, "effective_config": 1, "report": 1, "all": 1}, jobs
     assert "results/attn2l-s0/composition_scores/metrics.json" in proc.stdout + proc.stderr
+
+
+def job_inputs(proc, rule: str) -> list[str]:
+    """The input files of the (first) job of ``rule`` in a dry run's listing."""
+    lines = (proc.stdout + proc.stderr).splitlines()
+    start = lines.index(f"rule {rule}:")
+    line = next(ln for ln in lines[start + 1:] if ln.strip().startswith("input:"))
+    return [f.strip() for f in line.split("input:", 1)[1].split(",")]
+
+
+def test_the_report_reads_only_declared_inputs(smoke_run):
+    """Template, stylesheet, captions and every job's benchmark file are inputs of the report
+    (editing report/style.css reruns it); the benchmarks are exactly the files the run wrote."""
+    workdir, args = smoke_run
+    inputs = job_inputs(snakemake(workdir, "-n", "--forcerun", "report", *args), "report")
+    for source in ("template.html.j2", "style.css", "captions.yaml"):
+        assert str(ROOT / "report" / source) in inputs
+    declared = {f for f in inputs if f.startswith("results/benchmarks/")}
+    written = {str(p.relative_to(workdir)) for p in (workdir / "results/benchmarks").rglob("*.tsv")}
+    assert declared == written - {"results/benchmarks/report/report.tsv"}
+    html = (workdir / "results/report/report.html").read_text()
+    assert all(f.removeprefix("results/benchmarks/").removesuffix(".tsv") in html for f in declared)
+
+
+def test_snakemakes_own_report_shows_the_figures_of_report_html(smoke_run, tmp_path):
+    """Every figure is a report() output: the archive of `snakemake --report` holds one SVG per
+    figure of report.html (each model's panel, and the attention heatmaps the report draws)."""
+    import zipfile
+    from collections import Counter
+
+    workdir, args = smoke_run
+    archive = tmp_path / "snakemake-report.zip"
+    snakemake(workdir, *args, "--report", str(archive))
+    in_archive = Counter(Path(n).name for n in zipfile.ZipFile(archive).namelist() if n.endswith(".svg"))
+    html = (workdir / "results/report/report.html").read_text()
+    stems = [p.stem for p in (workdir / "results/report/figures").glob("*.svg")]  # <model>__<analysis>__<name>
+    for stem in stems:
+        model, analysis, name = stem.split("__")
+        if name != "attention_example":  # the others say where their files are, under the figure
+            assert f"figures/{stem}." in html or f"figures/*__{analysis}__{name}." in html, stem
+    expected = Counter(s + ".svg" if s.endswith("__attention_example") else s.split("__")[-1] + ".svg"
+                       for s in stems)
+    assert len(stems) > 20 and in_archive == expected
+
+
+def test_the_main_text_gives_each_analysis_at_most_about_a_page(smoke_run):
+    """On paper, each section of the main text (figure, one table, sentences) takes no more pages
+    than it has analyses, plus one for where its start falls on a page; the long metric lists
+    are in the appendix."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) missing")
+    workdir, _ = smoke_run
+    report = workdir / "results/report"
+    html = (report / "report.html").read_text()
+    main = html[:html.index('<section id="appendix"')]
+    sections = re.findall(r'<section id="([^"]+)" class="analysis">\s*<h2><span class="secno">(\d+)</span> ([^<]+)</h2>', main)
+    blocks = {sid: main.split(f'<section id="{sid}"', 1)[1].split("</section>", 1)[0].count('<div class="block"')
+              for sid, _, _ in sections}
+    pages = subprocess.run(["pdftotext", "-layout", str(report / "report.pdf"), "-"], capture_output=True,
+                           text=True, check=True, timeout=120).stdout.split("\f")
+
+    def page_of(number: str, title: str) -> int:
+        heading = re.compile(rf"^\s*{number}\s+{re.escape(title.strip())}\s*$", re.M)
+        return next(i for i, text in enumerate(pages) if heading.search(text))
+
+    starts = [page_of(no, title) for _, no, title in sections] + [
+        page_of("A", "Every metric, table and further figure")]
+    for (sid, _, title), start, end in zip(sections, starts, starts[1:]):
+        assert end - start <= blocks[sid] + 1, f"section {title!r} spans pages {start + 1}-{end + 1}"

@@ -1,4 +1,4 @@
-"""Head ablation tables: loss increase per ablated head, circuit-only loss, and
+"""Head ablation tables (docs/methods/ablation.md): loss increase per ablated head, circuit-only loss, and
 induction scores after an ablation.
 
 Definitions

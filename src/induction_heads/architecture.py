@@ -4,7 +4,8 @@ Analyses always use a :class:`transformer_lens.HookedTransformer`. Training uses
 :class:`AttnOnlyTransformer`, a plain PyTorch module with *the same parameter names and the same
 arithmetic* (shortformer positional embeddings added to the query/key inputs of every layer, no
 LayerNorm, no MLPs) but no hook points and fused attention, which trains about twice as fast on a
-CPU. ``tests/test_architecture.py`` checks the two give the same logits.
+CPU. ``tests/test_training.py::test_lean_model_matches_hooked_transformer`` checks the two give
+the same logits.
 """
 
 from __future__ import annotations

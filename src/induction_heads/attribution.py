@@ -1,4 +1,4 @@
-"""Direct logit attribution (DLA) for attention-only models.
+"""Direct logit attribution (DLA) for attention-only models (docs/methods/logit_attribution.md).
 
 In the ARENA architecture (attention only, no LayerNorm, shortformer positional embeddings) the
 final residual stream is exactly

@@ -1,4 +1,5 @@
-"""Weight-based circuit analyses: OV copying, positional QK, K-composition.
+"""Weight-based circuit analyses: OV copying, positional QK, K-composition (definitions in
+docs/methods/ov_circuit.md, qk_circuit.md and k_composition.md).
 
 Every ``d_vocab × d_vocab`` circuit is a :class:`transformer_lens.FactoredMatrix` ``A @ B`` with a
 small inner dimension; it is never materialised whole. Its top-k accuracy is computed a block of

@@ -1,4 +1,5 @@
-"""Elhage et al. (2021) composition scores, with a random baseline.
+"""Elhage et al. (2021) composition scores, with a random baseline
+(docs/methods/composition_scores.md).
 
 For an earlier head A and a later head B::
 

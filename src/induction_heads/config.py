@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ def show(value: Any) -> str:
         return str(value)
     text = json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= 80 else text[:77] + "..."
+# The keys of a trained model entry that give its shape (here, not in training.py: the rules read
+# them while planning, and importing torch for a tuple would cost every plan seconds).
+ARCH_KEYS = ("n_layers", "d_model", "n_heads", "d_head", "n_ctx")
 
 
 class ConfigError(ValueError):
@@ -113,10 +117,12 @@ def _overrides_of(training: dict) -> dict:
     }
 
 
+@functools.cache
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
     """The YAML schema, with the parts derived in code: ``analyses`` from the contracts and a
-    model entry's ``training`` overrides from the shared ``training`` block."""
-    schema = yaml.safe_load(Path(path).read_text())
+    model entry's ``training`` overrides from the shared ``training`` block. Parsed once per
+    process (the Snakefile needs it for every trained family); callers must not modify it."""
+    schema = yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     schema["properties"]["analyses"] = analyses_schema()
     schema["$defs"]["training_overrides"] = _overrides_of(schema["$defs"]["training"])
     return schema

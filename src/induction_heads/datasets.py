@@ -13,7 +13,7 @@ from torch import Tensor
 def repeated_random_tokens(
     ordinary_ids: np.ndarray, seq_len: int, batch: int, seed: int, bos: int | None
 ) -> Int[Tensor, "batch pos"]:
-    """``BOS + r + r`` with ``r`` uniform over ``ordinary_ids``, seeded.
+    """``BOS + r + r`` with ``r`` uniform over ``ordinary_ids`` (docs/methods/head_scores.md), seeded.
 
     With ``bos=None`` (a model without a BOS token) the sequences are ``r + r``.
     """

@@ -1,4 +1,4 @@
-"""Induction heads over training: the phase change.
+"""Induction heads over training (docs/methods/training_dynamics.md): the phase change.
 
 Three jobs, one section each:
 
@@ -210,7 +210,7 @@ def first_formed_step(
     progress: Sequence[dict], min_induction: float = 0.5, max_loss_ratio: float = 0.5
 ) -> int | None:
     """The first probed step (records of :func:`circuit_progress` with a ``step``) where the heads
-    count as formed: an induction score of at least ``min_induction`` and a
+    count as formed by the bars the training recipe was chosen with: an induction score of at least ``min_induction`` and a
     second-repeat loss at most ``max_loss_ratio`` of the first; ``None`` if none is."""
     return next(
         (r["step"] for r in progress

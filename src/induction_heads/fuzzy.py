@@ -1,5 +1,5 @@
-"""Fuzzy induction: after ``[A][B] … [A*]``, with ``A*`` a synonym of ``A``, does the
-model attend to ``[B]`` and predict ``[B]`` or its synonym ``[B*]``?
+"""Fuzzy induction (docs/methods/fuzzy_induction.md): after ``[A][B] … [A*]``, with ``A*`` a
+synonym of ``A``, does the model attend to ``[B]`` and predict ``[B]`` or its synonym ``[B*]``?
 
 Sequences and positions
 -----------------------

@@ -7,14 +7,16 @@ Every number in the report comes from one of these files. Layout::
       "weights_sha256": "…", "params": {…},
       "metrics": {"<name>": {"value": 0.85, "ci": [0.81, 0.88] | null, "unit": "nats" | null,
                              "description": "one sentence"}},
-      "figures": {"<name>": {"svg": "<name>.svg", "png": "<name>.png", "pdf": "<name>.pdf",
-                             "caption": "what to look at"}},
+      "figures": {"<name>": {"svg": "figures/<name>.svg", "png": "figures/<name>.png",
+                             "pdf": "figures/<name>.pdf", "caption": "what to look at"}},
       "tables":  {"<name>": {"columns": [...], "rows": [[...], ...], "caption": "…"}},
       "text":    {"<name>": "a sentence computed from the numbers"}
     }
 
-Paths of figures are relative to the folder holding ``metrics.json``. ``value`` may be a number,
-a string (a head label such as "1.4"), or a list of those.
+Paths of figures are relative to the folder holding ``metrics.json``: figures live in its
+``figures/`` subfolder, which the analysis rule declares as an output (a ``report()`` directory, so
+Snakemake's own report shows them too). ``value`` may be a number, a string (a head label such as
+"1.4"), or a list of those.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from typing import Any
 import numpy as np
 
 from .naming import FIGURE_FORMATS, figure_file
+from .testhooks import pause_point
+
+FIGURES_DIR = "figures"  # beside metrics.json; see the module docstring
 
 
 def _plain(value: Any) -> Any:
@@ -71,7 +76,9 @@ class Metrics:
         weights_sha256: str | None = None,
     ):
         self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.figures_dir = self.out_dir / FIGURES_DIR
+        # made even if no figure is drawn: the rule declares the folder as an output
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
         self.data: dict[str, Any] = {
             "analysis": analysis,
             "model": model,
@@ -106,10 +113,10 @@ class Metrics:
         """Save a matplotlib figure in every format and record it with its caption."""
         entry: dict[str, str] = {"caption": caption}
         for fmt in formats:
-            path = self.out_dir / figure_file(name, fmt)
+            path = self.figures_dir / figure_file(name, fmt)
             fig.savefig(path, format=fmt, bbox_inches="tight", dpi=150 if fmt == "png" else None,
                         metadata={"Date": None} if fmt == "svg" else None)
-            entry[fmt] = path.name
+            entry[fmt] = f"{FIGURES_DIR}/{path.name}"
         self.data["figures"][name] = entry
         return fig
 
@@ -126,6 +133,7 @@ class Metrics:
 
     def write(self) -> Path:
         """Write ``metrics.json`` last (atomically): it is the rule's declared output."""
+        pause_point(f"metrics_write:{self.data['analysis']}")  # a test may kill the run here
         path = self.out_dir / "metrics.json"
         atomic_write_text(path, json.dumps(self.data, indent=2, sort_keys=False) + "\n")
         return path

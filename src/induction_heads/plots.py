@@ -2,19 +2,19 @@
 
 Call :func:`use_style` once (notebooks do it in their first cell). Figures are saved through
 :meth:`induction_heads.metrics.Metrics.figure`, which writes SVG, PNG and PDF.
+
+Importing this module leaves matplotlib's backend alone: whoever runs the code chooses it (the
+Snakefile sets ``MPLBACKEND=Agg`` for every rule, ``scripts/build_report.py`` and the tests
+select Agg themselves; an interactive session keeps its own).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: rules and tests have no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
 
 # Head labels are named in one place; re-exported here for older imports.
 from .naming import head_label, parse_head_label  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""Head attention scores, sequence losses and head detectors.
+"""Head attention scores, sequence losses and head detectors (docs/methods/head_scores.md).
 
 Conventions: ``tokens`` of repeated random sequences are ``BOS + r + r`` with ``len(r) = seq_len``,
 so position 0 is BOS, the first repeat is positions ``1 … seq_len`` and the second repeat is
@@ -70,7 +70,7 @@ def _diagonal_mean(
 def head_scores(
     patterns: Float[Tensor, "layer batch head q k"], seq_len: int
 ) -> dict[str, Float[Tensor, "layer head"]]:
-    """The five attention scores on repeated random tokens ``BOS + r + r``.
+    """The five attention scores (docs/methods/head_scores.md) on repeated random tokens ``BOS + r + r``.
 
     * current-token: the diagonal, over every query after BOS;
     * previous-token: the first sub-diagonal, over every query after BOS;

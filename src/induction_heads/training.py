@@ -1,8 +1,8 @@
 """Training the small attention-only models: the batch recipe, the loop, the checkpoints.
 
-The recipe (from trials on a 2-core CPU): AdamW with a short linear warm-up and then a
-constant learning rate, sinusoidal initialisation of ``W_pos``, ``W_U`` initialised as ``W_E^T``
-(see :func:`initialise`), and batches that mix
+The recipe (from trials on a 2-core CPU with ``scripts/recipe_trial.py``): AdamW with a short
+linear warm-up and then a constant learning rate, sinusoidal initialisation of ``W_pos``, ``W_U``
+initialised as ``W_E^T`` (see :func:`initialise`), and batches that mix
 
 * plain text (the language-modelling signal),
 * text whose second half repeats its first (in-context copying on natural tokens),
@@ -30,6 +30,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .architecture import AttnOnlyTransformer, sinusoidal_positions
+from .config import ARCH_KEYS  # a trained model entry's shape (defined with the plan)
+from .testhooks import pause_point
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,6 @@ class TrainingConfig:
     tied_unembed_init: bool = False  # start W_U as W_E^T (trained untied): copying is learnable at once
     checkpoints: tuple[int, ...] = field(default_factory=tuple)
     threads: int = 1
-
-
-ARCH_KEYS = ("n_layers", "d_model", "n_heads", "d_head", "n_ctx")  # a trained model entry's shape
 
 
 def checkpoint_schedule(spec: Iterable[dict], steps: int) -> list[int]:
@@ -131,7 +130,7 @@ def initialise(model: AttnOnlyTransformer, cfg: TrainingConfig) -> None:
       tied-embedding model such as GPT-2, and is then trained untied. An OV circuit then copies as
       soon as ``W_V W_O`` is near a positive multiple of a projection, a direction shared by every
       token, instead of having to learn 3000-odd token-to-token maps one at a time. The copying
-      half of the induction circuit is what holds the phase change back.
+      half of the induction circuit is what holds the phase change back (seen in those trials).
     """
     if cfg.sinusoidal_pos_init:
         w_pos = model.p("pos_embed.W_pos")
@@ -268,6 +267,7 @@ def train_model_to_dir(
         tmp = ckpt_dir / f".step_{step:06d}.pt.tmp"
         torch.save(state, tmp)
         tmp.replace(ckpt_dir / f"step_{step:06d}.pt")
+        pause_point(f"checkpoint_saved:{step}")  # a test may kill the run here
 
     t0 = time.perf_counter()
     records = train(model, sampler, train_cfg, save_checkpoint, out_dir / "train_log.jsonl",
@@ -284,6 +284,6 @@ def train_model_to_dir(
         "training_config": config_as_json(train_cfg),
     }
     info = ModelInfo(name=name, source="train", sha256="", seed=train_cfg.seed,
-                     tokenizer=str(Path(tokenizer_path).resolve()), extra=summary)  # fmt: skip
+                     tokenizer=str(tokenizer_path), extra=summary)  # fmt: skip
     save_model(out_dir, cfg, model.tl_state_dict(), info)
     return summary

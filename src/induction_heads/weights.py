@@ -5,7 +5,8 @@ Every model lives in ``results/models/<name>/`` as
 * ``weights.pt``   — a TransformerLens state dict (loaded with ``weights_only=True``: never
   unpickles code),
 * ``config.json``  — the ``HookedTransformerConfig`` fields (:func:`architecture.config_to_dict`),
-* ``model_info.json`` — source, the sha256 of ``weights.pt``, seed, tokenizer path, …
+* ``model_info.json`` — source, the sha256 of ``weights.pt``, seed, tokenizer path (relative to
+  the model folder, so a moved or copied ``results/`` still finds it), …
 
 :func:`load_model` refuses a ``weights.pt`` whose sha256 differs from the one recorded.
 We always build the ``HookedTransformer`` ourselves (never ``from_pretrained``, which contacts the
@@ -42,7 +43,7 @@ class ModelInfo:
     source: str  # "train" | "huggingface" | "local"
     sha256: str
     seed: int | None = None
-    tokenizer: str | None = None  # path of tokenizer.json, if the model has one here
+    tokenizer: str | None = None  # tokenizer.json; on disk relative to the model folder, resolved by read_info
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -79,7 +80,10 @@ def save_model(
     os.replace(tmp, model_dir / WEIGHTS_FILE)
     info.sha256 = sha256_file(model_dir / WEIGHTS_FILE)
     atomic_write_text(model_dir / CONFIG_FILE, json.dumps(config_to_dict(cfg), indent=2) + "\n")
-    atomic_write_text(model_dir / INFO_FILE, json.dumps(info.__dict__, indent=2) + "\n")
+    record = dict(info.__dict__)
+    if info.tokenizer is not None:  # stored relative to the folder: results/ may move or be copied
+        record["tokenizer"] = os.path.relpath(Path(info.tokenizer).resolve(), model_dir.resolve())
+    atomic_write_text(model_dir / INFO_FILE, json.dumps(record, indent=2) + "\n")
     return info
 
 
@@ -87,7 +91,10 @@ def read_info(model_dir: str | Path) -> ModelInfo:
     path = Path(model_dir) / INFO_FILE
     if not path.exists():
         raise WeightsError(f"{path} is missing: the model was not (completely) built")
-    return ModelInfo(**json.loads(path.read_text()))
+    info = ModelInfo(**json.loads(path.read_text()))
+    if info.tokenizer is not None and not Path(info.tokenizer).is_absolute():
+        info.tokenizer = str((Path(model_dir) / info.tokenizer).resolve())
+    return info
 
 
 def read_config(model_dir: str | Path, device: str = "cpu") -> HookedTransformerConfig:

@@ -1,6 +1,7 @@
 # Analyses: one parameterized notebook per analysis and model (papermill), plus the analyses of a
 # whole trained family (training dynamics). The executed notebook is the rule's log, so a failed
-# one survives for debugging; metrics.json (written last) is the declared output, figures sit beside it.
+# one survives for debugging; metrics.json (written last) marks the job complete, and the figures/
+# folder beside it is a declared output too (a report() directory: Snakemake's own report shows it).
 
 # The files notebooks read, by the name of their path parameter (a contract's `files`).
 NOTEBOOK_FILES = {
@@ -52,6 +53,7 @@ rule analysis:
         unpack(analysis_inputs),
     output:
         metrics="results/{model}/{analysis}/metrics.json",
+        figures=figures_output("results/{model}/{analysis}/figures"),
     wildcard_constraints:
         analysis="|".join(plan.ANALYSES),  # per-model analyses; training_dynamics has its own rule
     params:

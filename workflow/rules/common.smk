@@ -2,6 +2,7 @@
 # The plan itself (which models and analyses exist) is computed in src/induction_heads/config.py;
 # each analysis's parameters are declared in src/induction_heads/contracts.py.
 
+import functools
 import json
 import re
 import shlex
@@ -84,10 +85,45 @@ PAPERMILL = (
 )
 
 
+# model -> the analyses that run on it (the primary instances); computed once per parse.
+ANALYSED = {m: analyses for m in PRIMARY if (analyses := plan.analyses_for(config, m))}
+
+
 def per_model_analysis_targets():
-    return [
-        f"results/{m}/{a}/metrics.json" for m in PRIMARY for a in plan.analyses_for(config, m)
-    ]
+    return [f"results/{m}/{a}/metrics.json" for m, analyses in ANALYSED.items() for a in analyses]
+
+
+# ------------------------------------------------------------------ figures in Snakemake's report
+
+
+@functools.cache
+def analysis_title(analysis):
+    """The analysis's title in report/captions.yaml (read when Snakemake's report is built)."""
+    import yaml
+
+    titles = yaml.safe_load((ROOT / "report" / "captions.yaml").read_text()).get("analysis_titles") or {}
+    return titles.get(analysis, analysis.replace("_", " ").capitalize())
+
+
+def figure_labels(wildcards, output):
+    """Model, figure and the caption the notebook gave it (from the job's metrics.json)."""
+    entry = json.loads(Path(output.metrics).read_text())["figures"].get(wildcards.figure, {})
+    caption = entry.get("caption", "").replace("{", "(").replace("}", ")")  # braces read as wildcards
+    return {"figure": wildcards.figure, "caption": caption}
+
+
+def figures_output(folder, analysis=None, subcategory="{model}"):
+    """An analysis's figures/ folder as a `report()` directory: `snakemake --report` shows every
+    SVG in it, under the analysis's title, with the notebook's caption (the same figures as
+    report.html; the PNG and PDF copies are for reuse)."""
+    return report(
+        directory(folder),
+        patterns=["{figure}.svg"],
+        caption="../../report/snakemake/figure.rst",
+        category=lambda wc: analysis_title(analysis or wc.analysis),
+        subcategory=subcategory,
+        labels=figure_labels,
+    )
 
 
 def family_analysis_targets():

@@ -58,6 +58,8 @@ rule datasets:
         ),
     log:
         "results/logs/data/{model}/datasets.log",
+    benchmark:
+        "results/benchmarks/data/{model}/datasets.tsv"
     shell:
         f"python {script('make_datasets.py')} --model-dir results/models/{{wildcards.model}} "
         "--heldout {input.heldout} --out-dir results/data/{wildcards.model} "
@@ -93,6 +95,8 @@ rule synonym_pairs:
         tokenizer=lambda wc: tokenizer_path(wc.model),
     log:
         "results/logs/data/{model}/synonym_pairs.log",
+    benchmark:
+        "results/benchmarks/data/{model}/synonym_pairs.tsv"
     shell:
         f"python {script('build_synonyms.py')} --tokenizer {{params.tokenizer}} "
         "--candidates {input.candidates} --candidate-counts {input.counts} "

@@ -1,4 +1,4 @@
-# Training dynamics: every checkpoint of every trained seed is evaluated in its own job
+# Training dynamics (docs/methods/training_dynamics.md): every checkpoint of every trained seed is evaluated in its own job
 # (so `--cores N` runs seeds side by side), then one notebook per non-control family draws the
 # phase-change figure with the control family beside it. Parameters: config["analyses"]["training_dynamics"];
 # the ICL positions default to those of head_scores.
@@ -25,6 +25,17 @@ def dynamics_path(model):
 
 def control_models():
     return [m for fam in CONTROL_FAMILIES for m in family_seeds(fam)]
+
+
+def dynamics_families():
+    """The families whose training dynamics the report shows (the control is drawn beside them)."""
+    return DYNAMICS_FAMILIES if "training_dynamics" in config["analyses"] else []
+
+
+def dynamics_models():
+    """Every seed whose checkpoints are evaluated: those of the shown families and the control's."""
+    families = dynamics_families()
+    return [m for fam in families for m in family_seeds(fam)] + (control_models() if families else [])
 
 
 rule evaluate_checkpoints:
@@ -82,6 +93,7 @@ rule training_dynamics:
         unpack(training_dynamics_inputs),
     output:
         metrics="results/{family}/training_dynamics/metrics.json",
+        figures=figures_output("results/{family}/training_dynamics/figures", "training_dynamics", "{family}"),
     wildcard_constraints:
         family=one_of(DYNAMICS_FAMILIES),
     params:

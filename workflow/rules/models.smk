@@ -5,10 +5,8 @@
 
 
 def trained_arch(wc):
-    from induction_heads.training import ARCH_KEYS
-
     spec = TRAINED[wc.model]["spec"]
-    return {k: spec[k] for k in ARCH_KEYS}
+    return {k: spec[k] for k in plan.ARCH_KEYS}
 
 
 rule train_model:

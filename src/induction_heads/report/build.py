@@ -187,6 +187,9 @@ def build_report(
 
     counter = Counter()
     arena = scorecard.arena_models(run)
+    prov = provenance.collect(run, config_path, list(benchmark_paths), REPO_ROOT)
+    warnings += [f"benchmark file {p} is missing: its job's time is not in the table"
+                 for p in prov.missing_benchmarks]
     context = {
         "title": captions.get("title", "Induction heads"),
         "subtitle": captions.get("subtitle", ""),
@@ -199,12 +202,14 @@ def build_report(
         "scorecard": scorecard.evaluate(run),
         "scorecard_others": scorecard.evaluate_others(run),
         "references": [(m, scorecard.evaluate_references(run, m)) for m in arena],
-        "prov": provenance.collect(run, config_path, list(benchmark_paths), REPO_ROOT),
+        "prov": prov,
         "n_metrics": len(rows),
         "n_figures": len(exported),
         "warnings": warnings,
     }
-    context["sections"] = SectionBuilder(run, captions, exported, counter).build()
+    builder = SectionBuilder(run, captions, exported, counter)
+    context["sections"] = builder.build()
+    context["appendix"] = builder.appendix(context["sections"])  # numbered after the main text
     views = attention_views(run, figures_dir)
     context["views"], context["viewer_json"] = views, viewer_json(views)
 

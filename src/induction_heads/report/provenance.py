@@ -38,6 +38,7 @@ class Provenance:
     seeds: list[tuple[str, str]] = field(default_factory=list)
     weights: list[tuple[str, str]] = field(default_factory=list)
     benchmarks: list[Benchmark] = field(default_factory=list)
+    missing_benchmarks: list[str] = field(default_factory=list)
 
     @property
     def time_summary(self) -> dict[str, float] | None:
@@ -164,5 +165,9 @@ def collect(run: Run, config_path: str | Path | None, benchmark_paths: list[str 
     prov.packages = package_versions()
     prov.machine = machine_info()
     prov.seeds, prov.weights = seeds_and_weights(run)
-    prov.benchmarks = [read_benchmark(Path(p), benchmark_label(Path(p))) for p in benchmark_paths]
+    # A benchmark file is missing only when its job's outputs were made by hand (`--touch`) or the
+    # file was deleted: the report still builds, and says which times it lacks.
+    present = [Path(p) for p in benchmark_paths if Path(p).is_file()]
+    prov.missing_benchmarks = [str(p) for p in benchmark_paths if not Path(p).is_file()]
+    prov.benchmarks = [read_benchmark(p, benchmark_label(p)) for p in present]
     return prov

@@ -79,18 +79,47 @@ class MetricRow:
 
 
 @dataclass
-class AnalysisBlock:
-    analysis: str
+class MetricTable:
+    """Metrics as rows, one column per model (the control beside the main model)."""
+
+    number: int
+    models: list[str]
+    rows: list[MetricRow]
+
+
+@dataclass
+class AppendixBlock:
+    """Everything of one analysis in one section that the main text leaves out: the complete
+    list of its metrics, its other figures and its data tables."""
+
+    id: str
+    label: str  # "A.3"
     title: str
-    sentences: list[tuple[str, str]] = field(default_factory=list)
-    metric_models: list[str] = field(default_factory=list)
-    metric_rows: list[MetricRow] = field(default_factory=list)
-    metric_table_number: int | None = None
+    metrics: MetricTable | None = None
     figures: list[FigureBlock] = field(default_factory=list)
     tables: list[TableBlock] = field(default_factory=list)
 
+
+@dataclass
+class AnalysisBlock:
+    """One analysis in the main text: its figure, one table of its key metrics, its sentences;
+    the rest is in its appendix block."""
+
+    analysis: str
+    title: str
+    sentences: list[tuple[str, str]] = field(default_factory=list)
+    figures: list[FigureBlock] = field(default_factory=list)
+    metrics: MetricTable | None = None
+    appendix: AppendixBlock | None = None
+    # what the section claimed but the main text does not show (filled into `appendix` later)
+    models: list[str] = field(default_factory=list)
+    all_metrics: list[str] = field(default_factory=list)
+    other_figures: list[str] = field(default_factory=list)
+    table_names: list[str] = field(default_factory=list)
+
     def empty(self) -> bool:
-        return not (self.sentences or self.metric_rows or self.figures or self.tables)
+        return not (self.sentences or self.all_metrics or self.figures or self.other_figures
+                    or self.table_names)
 
 
 @dataclass
@@ -100,7 +129,6 @@ class Section:
     intro: str
     blocks: list[AnalysisBlock]
     interactive: bool = False
-    figures_first: bool = False  # each block's figures above its sentences and table
 
 
 def names_of(run: Run, analysis: str, kind: str) -> list[str]:
@@ -155,8 +183,23 @@ def files_pattern(figs: list[FigureFile]) -> str:
     return f"figures/{report_figure_stem(model, figs[0].analysis, figs[0].name)}.{{{exts}}}"
 
 
+MAIN_METRICS = 8  # rows of a block's main table when the captions name none
+
+
+def main_names(names: list[str], globs: list[str] | None, default: int) -> list[str]:
+    """The names the main text shows: those matching ``globs`` (in the globs' order); the first
+    ``default`` when no glob is given or none matches (a renamed metric must not empty the
+    main text)."""
+    out: list[str] = []
+    for glob in globs or []:
+        out += [n for n in names if fnmatch.fnmatch(n, glob) and n not in out]
+    return out or names[:default]
+
+
 class SectionBuilder:
-    """Builds the sections in order, numbering figures and tables as it goes."""
+    """Builds the sections in order, numbering figures and tables as they are read: the main
+    text first (each analysis: its figure, then one table of key metrics), then the appendix
+    with everything else of each analysis."""
 
     def __init__(self, run: Run, captions: dict[str, Any], figures: list[FigureFile],
                  counter: Counter):
@@ -179,25 +222,50 @@ class SectionBuilder:
         return [s for s in sections if s.blocks or s.interactive]
 
     def section(self, spec: dict[str, Any]) -> Section:
-        blocks = [self.block(a, spec.get("match")) for a in spec["analyses"]]
+        blocks = [self.block(a, spec) for a in spec["analyses"]]
         blocks = [b for b in blocks if not b.empty()]
         has_viewer = bool(spec.get("interactive")) and any(
             self.run.get(m, spec["analyses"][0]) for m in self.run.models())
         return Section(spec["id"], spec["title"], (spec.get("intro") or "").strip(), blocks,
-                       interactive=has_viewer, figures_first=bool(spec.get("figures_first")))
+                       interactive=has_viewer)
 
-    def block(self, analysis: str, match: list[str] | None) -> AnalysisBlock:
+    def block(self, analysis: str, spec: dict[str, Any]) -> AnalysisBlock:
         def pick(kind: str) -> list[str]:
             taken = self.taken.setdefault((analysis, kind), set())
-            return claim(names_of(self.run, analysis, kind), match, taken)
+            return claim(names_of(self.run, analysis, kind), spec.get("match"), taken)
 
+        main = (spec.get("main") or {}).get(analysis) or {}  # {figures: [globs], metrics: [globs]}
         block = AnalysisBlock(analysis, self.title_of(analysis))
-        models = [m for m in self.run.models() if self.run.get(m, analysis)]
-        block.sentences = self.sentences(analysis, models, pick("text"))
-        self.metric_table(block, analysis, models, pick("metrics"))
-        block.figures = [self.figure(analysis, models, n) for n in pick("figures")]
-        block.tables = [t for n in pick("tables") for t in self.tables(analysis, models, n)]
+        block.models = [m for m in self.run.models() if self.run.get(m, analysis)]
+        block.sentences = self.sentences(analysis, block.models, pick("text"))
+        figures = pick("figures")
+        shown = main_names(figures, main.get("figures"), 1)
+        block.figures = [self.figure(analysis, block.models, n) for n in shown]
+        block.other_figures = [n for n in figures if n not in shown]
+        block.all_metrics = pick("metrics")
+        block.metrics = self.metric_table(analysis, block.models,
+                                          main_names(block.all_metrics, main.get("metrics"), MAIN_METRICS))
+        block.table_names = pick("tables")
         return block
+
+    def appendix(self, sections: list[Section]) -> list[AppendixBlock]:
+        """One appendix block per analysis block that has more than the main text shows."""
+        out = []
+        for section in sections:
+            for block in section.blocks:
+                shown = {r.name for r in block.metrics.rows} if block.metrics else set()
+                if not (set(block.all_metrics) - shown or block.other_figures or block.table_names):
+                    continue
+                label = f"A.{len(out) + 1}"
+                title = section.title if len(section.blocks) == 1 else f"{section.title}: {block.title}"
+                app = AppendixBlock(f"appendix-{section.id}-{block.analysis}", label, title)
+                app.metrics = self.metric_table(block.analysis, block.models, block.all_metrics)
+                app.figures = [self.figure(block.analysis, block.models, n) for n in block.other_figures]
+                app.tables = [t for n in block.table_names
+                              for t in self.tables(block.analysis, block.models, n)]
+                block.appendix = app
+                out.append(app)
+        return out
 
     def sentences(self, analysis: str, models: list[str], names: list[str]):
         out = []
@@ -208,18 +276,16 @@ class SectionBuilder:
                     out.append((self.run.label(model), sentence))
         return out
 
-    def metric_table(self, block: AnalysisBlock, analysis: str, models: list[str],
-                     names: list[str]) -> None:
+    def metric_table(self, analysis: str, models: list[str], names: list[str]) -> MetricTable | None:
         """One row per metric, one column per model: the control beside the main model."""
         if not names:
-            return
-        block.metric_models = [self.run.label(m) for m in models]
+            return None
+        rows = []
         for name in names:
             entries = [self.run.get(m, analysis).metrics.get(name) for m in models]
             description = next((e.get("description", "") for e in entries if e), "")
-            block.metric_rows.append(MetricRow(name, description,
-                                               [format_metric(e) for e in entries]))
-        block.metric_table_number = self.counter.next_table()
+            rows.append(MetricRow(name, description, [format_metric(e) for e in entries]))
+        return MetricTable(self.counter.next_table(), [self.run.label(m) for m in models], rows)
 
     def figure(self, analysis: str, models: list[str], name: str) -> FigureBlock:
         """One numbered figure; a panel per model that drew it, side by side."""
