@@ -124,6 +124,7 @@ def test_the_main_text_gives_each_analysis_at_most_about_a_page(smoke_run):
     """On paper, each section of the main text (figure, one table, sentences) takes no more pages
     than it has analyses, plus one for where its start falls on a page; the long metric lists
     are in the appendix."""
+    import html as html_text
     import re
     import shutil
     import subprocess
@@ -141,7 +142,8 @@ def test_the_main_text_gives_each_analysis_at_most_about_a_page(smoke_run):
                            text=True, check=True, timeout=120).stdout.split("\f")
 
     def page_of(number: str, title: str) -> int:
-        heading = re.compile(rf"^\s*{number}\s+{re.escape(title.strip())}\s*$", re.M)
+        title = html_text.unescape(title.strip())  # the heading as printed: &#39; is '
+        heading = re.compile(rf"^\s*{number}\s+{re.escape(title)}\s*$", re.M)
         return next(i for i, text in enumerate(pages) if heading.search(text))
 
     starts = [page_of(no, title) for _, no, title in sections] + [
