@@ -44,8 +44,9 @@ def guarded(workdir: Path, args: list[str], *extra: str, pause: str | None = Non
     run_env = env()
     if pause:
         run_env |= {ENV_POINT: pause, ENV_DIR: str(workdir / "pauses")}
+    # targets before ``args``: the smoke args end in --config, which would swallow them
     cmd = [*GUARD, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-           *args, *extra]
+           *extra, *args]
     if background:  # output to a file: a pipe nobody reads would stall a long run
         log = open(workdir.parent / f"{pause}.log", "w+")
         proc = subprocess.Popen(cmd, env=run_env, stdout=log, stderr=subprocess.STDOUT, text=True)
