@@ -11,6 +11,7 @@ import torch
 from transformer_lens import FactoredMatrix, HookedTransformer
 
 from induction_heads import circuits
+from induction_heads.applicability import NO_EARLIER_PREV_TOKEN_HEAD, NotApplicable
 from induction_heads.architecture import attn_only_config
 from induction_heads.planted import distinct_repeated_tokens, planted_induction_model
 
@@ -106,8 +107,10 @@ def test_studied_heads_and_fallback():
 def test_best_pair_skips_prev_heads_in_later_layers():
     heads = circuits.StudiedHeads(induction=["1.1"], prev_token=["1.0", "0.2", "0.1"], notes={})
     assert circuits.best_pair(heads) == ("0.2", "1.1")
-    with pytest.raises(ValueError, match="earlier layer"):
-        circuits.best_pair(circuits.StudiedHeads(["1.1"], ["1.0"], {}))
+    with pytest.raises(NotApplicable) as err:
+        circuits.best_pair(circuits.StudiedHeads(["1.1"], ["1.0", "1.3"], {}))
+    assert err.value.reason == NO_EARLIER_PREV_TOKEN_HEAD.format(prev_heads="1.0, 1.3",
+                                                                 induction_head="1.1")
 
 
 # ---------------------------------------------------------------- OV circuit

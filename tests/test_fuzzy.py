@@ -11,6 +11,7 @@ import torch
 from transformer_lens import HookedTransformer
 
 from induction_heads import fuzzy, planted
+from induction_heads.applicability import TOO_FEW_SYNONYM_PAIRS, TOO_FEW_UNRELATED_PAIRS, NotApplicable
 from induction_heads.architecture import attn_only_config
 
 N = 5  # pairs per sequence
@@ -61,9 +62,17 @@ def test_sequence_structure(seqs):
     assert 0 < np.mean(flipped) < 1
 
 
-def test_too_few_pairs_is_an_error():
-    with pytest.raises(ValueError, match="mutually unrelated pairs"):
+def test_too_few_pairs_is_not_applicable():
+    with pytest.raises(NotApplicable) as err:
         fuzzy.make_sequences(PAIRS[:3], n_sequences=1, n_pairs_per_sequence=4, seed=0)
+    assert err.value.reason == TOO_FEW_UNRELATED_PAIRS.format(needed=4, available=3)
+
+
+def test_require_pairs():
+    fuzzy.require_pairs(8, 4)  # enough: no error
+    with pytest.raises(NotApplicable) as err:
+        fuzzy.require_pairs(0, 4)
+    assert err.value.reason == TOO_FEW_SYNONYM_PAIRS.format(needed=8, available=0)
 
 
 def test_slot_targets_by_hand():

@@ -33,9 +33,9 @@ from transformer_lens import HookedTransformer
 from .naming import head_label, parse_head_label
 
 
-def check_attn_only(model: HookedTransformer) -> None:
-    """Refuse models whose residual stream holds more than embeddings, head outputs and biases."""
-    cfg = model.cfg
+def attn_only_problems(cfg) -> list[str]:
+    """Why a model's residual stream holds more than embeddings, head outputs and biases (empty:
+    it does not); ``cfg`` is a ``HookedTransformerConfig``."""
     problems = []
     if not cfg.attn_only:
         problems.append("attn_only must be True (MLPs would add terms)")
@@ -49,6 +49,12 @@ def check_attn_only(model: HookedTransformer) -> None:
         problems.append("attention soft-capping and attention sinks are not supported")
     if getattr(cfg, "output_logits_soft_cap", -1.0) > 0:
         problems.append("output logit soft-capping is not supported")
+    return problems
+
+
+def check_attn_only(model: HookedTransformer) -> None:
+    """Refuse models whose residual stream holds more than embeddings, head outputs and biases."""
+    problems = attn_only_problems(model.cfg)
     if problems:
         raise ValueError("model is not an ARENA-style attention-only transformer: " + "; ".join(problems))
 

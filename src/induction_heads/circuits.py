@@ -27,6 +27,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
 
+from .applicability import NO_EARLIER_PREV_TOKEN_HEAD, NotApplicable
 from .metrics import metric_value
 from .naming import head_label, parse_head_label
 
@@ -79,16 +80,15 @@ def studied_heads(head_metrics: dict) -> StudiedHeads:
 
 def best_pair(heads: StudiedHeads) -> tuple[str, str]:
     """(previous-token head, induction head): the best induction head and the best previous-token
-    head in an earlier layer than it."""
+    head in an earlier layer than it; :class:`NotApplicable` when there is none (no
+    K-composition pair to study)."""
     ind = heads.induction[0]
     ind_layer = parse_head_label(ind)[0]
     for prev in heads.prev_token:
         if parse_head_label(prev)[0] < ind_layer:
             return prev, ind
-    raise ValueError(
-        f"no previous-token head ({', '.join(heads.prev_token)}) is in an earlier layer than the "
-        f"best induction head {ind}: there is no K-composition pair to study"
-    )
+    raise NotApplicable(NO_EARLIER_PREV_TOKEN_HEAD.format(
+        prev_heads=", ".join(heads.prev_token), induction_head=ind))
 
 
 # --------------------------------------------------------------------------------------------

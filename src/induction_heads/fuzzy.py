@@ -51,6 +51,8 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from .applicability import (TOO_FEW_SYNONYM_PAIRS, TOO_FEW_UNRELATED_PAIRS,
+                            TOO_FEW_UNRELATED_WORDS, NotApplicable)
 from .metrics import bootstrap_ci
 from .naming import head_label, parse_head_label
 
@@ -92,6 +94,14 @@ class FuzzySequences:
         return torch.cat([bos, self.first, self.second_half(condition)], dim=1)
 
 
+def require_pairs(n_pairs: int, n_pairs_per_sequence: int) -> None:
+    """:class:`NotApplicable` unless the vocabulary has the ``2 · n_pairs_per_sequence`` synonym
+    pairs a sequence and its unrelated control draw from."""
+    if n_pairs < 2 * n_pairs_per_sequence:
+        raise NotApplicable(TOO_FEW_SYNONYM_PAIRS.format(needed=2 * n_pairs_per_sequence,
+                                                         available=n_pairs))
+
+
 def _synonym_graph(pairs: np.ndarray) -> dict[int, set[int]]:
     graph: dict[int, set[int]] = defaultdict(set)
     for a, b in pairs.tolist():
@@ -122,7 +132,7 @@ def _pick_pairs(order: np.ndarray, pairs: np.ndarray, graph, n: int) -> list[int
         blocked |= {a, b} | graph[a] | graph[b]
         if len(taken) == n:
             return taken
-    raise ValueError(f"only {len(taken)} mutually unrelated pairs available; need {n} per sequence")
+    raise NotApplicable(TOO_FEW_UNRELATED_PAIRS.format(needed=n, available=len(taken)))
 
 
 def _pick_unrelated(pool: np.ndarray, blocked: set[int], graph, n: int, rng) -> list[int]:
@@ -135,7 +145,7 @@ def _pick_unrelated(pool: np.ndarray, blocked: set[int], graph, n: int, rng) -> 
         blocked |= {t} | graph[t]
         if len(out) == n:
             return out
-    raise ValueError(f"only {len(out)} unrelated words available; need {n} per sequence")
+    raise NotApplicable(TOO_FEW_UNRELATED_WORDS.format(needed=n, available=len(out)))
 
 
 def make_sequences(

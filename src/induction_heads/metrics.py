@@ -13,6 +13,10 @@ Every number in the report comes from one of these files. Layout::
       "text":    {"<name>": "a sentence computed from the numbers"}
     }
 
+An analysis that does not apply to the model (``induction_heads.applicability``) writes the same
+header with ``"not_applicable": "<reason>"`` and empty ``metrics``/``figures``/``tables``/``text``
+(:meth:`Metrics.not_applicable`).
+
 Paths of figures are relative to the folder holding ``metrics.json``: figures live in its
 ``figures/`` subfolder, which the analysis rule declares as an output (a ``report()`` directory, so
 Snakemake's own report shows them too). ``value`` may be a number, a string (a head label such as
@@ -137,6 +141,15 @@ class Metrics:
         path = self.out_dir / "metrics.json"
         atomic_write_text(path, json.dumps(self.data, indent=2, sort_keys=False) + "\n")
         return path
+
+
+    def not_applicable(self, reason: str) -> Path:
+        """Record that the analysis does not apply to this model, for ``reason``, and write
+        ``metrics.json`` now; whatever was recorded before is dropped (it is not a result)."""
+        for kind in ("metrics", "figures", "tables", "text"):
+            self.data[kind] = {}
+        self.data["not_applicable"] = reason
+        return self.write()
 
 
 def load_metrics(path: str | Path) -> dict[str, Any]:
