@@ -145,3 +145,11 @@ def make_run(root: Path, *, passing: bool = True, analyses=ANALYSES, control: bo
 
 
 ROLES = {"attn2l-s0": "main", "attn1l-s0": "control"}
+
+
+def mark_not_applicable(paths: list[Path], model: str, analysis: str, reason: str) -> None:
+    """Rewrite one result of a synthetic run as the notebook writes a not-applicable one."""
+    path = next(p for p in paths if p.parent.name == analysis and p.parent.parent.name == model)
+    for figure in (path.parent / "figures").glob("*"):
+        figure.unlink()
+    Metrics(analysis, model, path.parent, seed=0, weights_sha256=SHA).not_applicable(reason)

@@ -19,7 +19,7 @@ from induction_heads.report import numbers as N
 from induction_heads.report import provenance as P
 from induction_heads.report.collect import load_run
 
-from .report_synthetic import ROLES, SHA, make_run
+from .report_synthetic import ROLES, SHA, make_run, mark_not_applicable
 
 SMALL = ("head_scores", "ablation", "ov_circuit")  # enough for every kind of content, quick
 
@@ -380,3 +380,25 @@ def test_captions_choose_the_main_figure_and_metrics_in_their_order():
     assert main_names(names, ["*_loss", "a_*"], 8) == ["c_loss", "d_loss", "a_score"]
     assert main_names(names, None, 2) == ["a_score", "b_head"]
     assert main_names(names, ["renamed_*"], 1) == ["a_score"]  # no match: the default, not nothing
+
+
+def test_a_not_applicable_analysis_shows_its_reason_in_its_section(tmp_path):
+    reason = "needs at least 2 layers (a sender head before the receiving induction head); this model has 1 layer(s)"
+
+    def section_of(arena: bool, name: str) -> str:
+        paths = make_run(tmp_path / name, analyses=("head_scores", "path_patching"), control=False,
+                         arena=arena)
+        mark_not_applicable(paths, "attn2l-s0", "path_patching", reason)
+        html = build_report(paths, tmp_path / f"out-{name}", roles=ROLES, pdf=False).html.read_text()
+        section = html[html.index('<section id="olsson_path_patching"'):]
+        return section[: section.index("</section>")]
+
+    # the only model: the section stays, with the reason instead of a crash or a gap
+    alone = section_of(False, "alone")
+    assert f'<p class="not-applicable">not applicable to attn2l-s0: {reason}</p>' in alone
+    assert "<figure" not in alone and "key_path_loss_share" not in alone
+    # beside a model it applies to: that model's results, and the line for the other
+    beside = section_of(True, "beside")
+    assert f"not applicable to attn2l-s0: {reason}" in beside
+    assert "key_path_loss_share" in beside and "attn_only_2L_half" in beside
+    assert "attn2l-s0 (main)" not in beside  # no empty column for it

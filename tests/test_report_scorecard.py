@@ -9,7 +9,7 @@ from induction_heads.metrics import Metrics
 from induction_heads.report import scorecard as S
 from induction_heads.report.collect import load_run
 
-from .report_synthetic import ANALYSES, ROLES, make_run
+from .report_synthetic import ANALYSES, ROLES, make_run, mark_not_applicable
 
 # The analysis each criterion needs (absent → "not run").
 NEEDS = {
@@ -133,3 +133,13 @@ def test_arena_references_not_run_when_absent(tmp_path):
     run = load_run(make_run(tmp_path, analyses=("head_scores",), control=False, figures=False))
     results = S.evaluate_references(run, "attn_only_2L_half")
     assert all(out.status == S.NOT_RUN for _, out in results)
+
+
+def test_a_not_applicable_analysis_makes_its_claims_na_not_fail(tmp_path):
+    paths = make_run(tmp_path, passing=True, figures=False)
+    reason = "needs learned absolute position embeddings (W_pos); this model's positional_embedding_type is rotary"
+    mark_not_applicable(paths, "attn2l-s0", "qk_circuit", reason)
+    got = outcomes(paths)
+    assert got["positional_qk"].status == S.NOT_APPLICABLE
+    assert got["positional_qk"].observed == f"n/a (qk_circuit not applicable to attn2l-s0: {reason})"
+    assert {i for i, o in got.items() if o.status != S.PASS} == {"positional_qk"}

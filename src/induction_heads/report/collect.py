@@ -49,6 +49,12 @@ class AnalysisResult:
     def text(self) -> dict[str, str]:
         return self.data.get("text") or {}
 
+    @property
+    def not_applicable(self) -> str | None:
+        """Why the analysis does not apply to this model (``None``: it ran); see
+        ``induction_heads.applicability``."""
+        return self.data.get("not_applicable")
+
 
 @dataclass
 class Run:

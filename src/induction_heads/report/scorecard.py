@@ -3,7 +3,8 @@
 Each claim is one :class:`Criterion` in :data:`CRITERIA` (adding a claim is adding an entry): a
 function of a :class:`Lookup` that returns whether the claim holds and the values it looked at.
 A metric that is absent (the analysis was not run, or the model of that role is not in the run)
-makes the claim "not run" — never a silent PASS.
+makes the claim "not run" — never a silent PASS; an analysis that recorded that it does not
+apply to the model (``not_applicable`` in its metrics.json) makes it "n/a", with the reason.
 
 :data:`ARENA_REFERENCES` does the same for the numbers ARENA publishes for its
 ``attn_only_2L_half`` model, with a tolerance.
@@ -31,11 +32,15 @@ from typing import Any
 from .collect import Run, family_of
 from .numbers import format_number, format_value
 
-PASS, FAIL, NOT_RUN = "PASS", "FAIL", "not run"
+PASS, FAIL, NOT_RUN, NOT_APPLICABLE = "PASS", "FAIL", "not run", "n/a"
 
 
 class Missing(Exception):
     """A metric the check needs is not in the run."""
+
+
+class NotApplicableResult(Exception):
+    """The analysis a check reads recorded that it does not apply to the model."""
 
 
 @dataclass
@@ -51,6 +56,8 @@ class Lookup:
         result = self.run.get(model, analysis)
         if result is None and model is not None:  # per-family analyses (training dynamics)
             result = self.run.get(family_of(model), analysis)
+        if result is not None and result.not_applicable:
+            raise NotApplicableResult(f"{analysis} not applicable to {model}: {result.not_applicable}")
         if result is None or metric not in result.metrics:
             who = model or f"(no {of} model)"
             raise Missing(f"{who}: {analysis}/{metric}")
@@ -106,8 +113,19 @@ def layer_of(label: str) -> int:
 
 @dataclass
 class Outcome:
-    status: str  # PASS, FAIL or "not run"
+    status: str  # PASS, FAIL, "not run" or "n/a"
     observed: str  # the values the check looked at, as text
+
+
+def _outcome(check: Callable[[Lookup], tuple[bool, str]], lookup: Lookup) -> Outcome:
+    """PASS/FAIL from the check; "n/a (reason)" or "not run" when it cannot be made."""
+    try:
+        ok, observed = check(lookup)
+    except NotApplicableResult as err:
+        return Outcome(NOT_APPLICABLE, f"n/a ({err})")
+    except Missing as err:
+        return Outcome(NOT_RUN, f"missing {err}")
+    return Outcome(PASS if ok else FAIL, observed)
 
 
 @dataclass
@@ -123,11 +141,7 @@ class Criterion:
     exploratory: bool = False
 
     def evaluate(self, lookup: Lookup) -> Outcome:
-        try:
-            ok, observed = self.check(lookup)
-        except Missing as err:
-            return Outcome(NOT_RUN, f"missing {err}")
-        return Outcome(PASS if ok else FAIL, observed)
+        return _outcome(self.check, lookup)
 
 
 f = format_number  # short alias: observed strings are built from many numbers
@@ -314,11 +328,7 @@ class Reference:
     check: Callable[[Lookup], tuple[bool, str]]
 
     def evaluate(self, lookup: Lookup) -> Outcome:
-        try:
-            ok, observed = self.check(lookup)
-        except Missing as err:
-            return Outcome(NOT_RUN, f"missing {err}")
-        return Outcome(PASS if ok else FAIL, observed)
+        return _outcome(self.check, lookup)
 
 
 def _above(kind: str, label: str, threshold: float) -> Callable[[Lookup], tuple[bool, str]]:

@@ -107,6 +107,7 @@ class AnalysisBlock:
 
     analysis: str
     title: str
+    not_applicable: list[str] = field(default_factory=list)  # "not applicable to <model>: <reason>"
     sentences: list[tuple[str, str]] = field(default_factory=list)
     figures: list[FigureBlock] = field(default_factory=list)
     metrics: MetricTable | None = None
@@ -118,7 +119,7 @@ class AnalysisBlock:
     table_names: list[str] = field(default_factory=list)
 
     def empty(self) -> bool:
-        return not (self.sentences or self.all_metrics or self.figures or self.other_figures
+        return not (self.not_applicable or self.sentences or self.all_metrics or self.figures or self.other_figures
                     or self.table_names)
 
 
@@ -236,7 +237,11 @@ class SectionBuilder:
 
         main = (spec.get("main") or {}).get(analysis) or {}  # {figures: [globs], metrics: [globs]}
         block = AnalysisBlock(analysis, self.title_of(analysis))
-        block.models = [m for m in self.run.models() if self.run.get(m, analysis)]
+        results = {m: r for m in self.run.models() if (r := self.run.get(m, analysis))}
+        # a model the analysis does not apply to gets one line with the reason, and no column
+        block.not_applicable = [f"not applicable to {m}: {r.not_applicable}"
+                                for m, r in results.items() if r.not_applicable]
+        block.models = [m for m, r in results.items() if not r.not_applicable]
         block.sentences = self.sentences(analysis, block.models, pick("text"))
         figures = pick("figures")
         shown = main_names(figures, main.get("figures"), 1)
