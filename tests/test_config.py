@@ -117,9 +117,9 @@ def test_plan_names_instances_and_assigns_analyses(default):
     assert sorted(models) == [f"{f}-s{s}" for f in ("attn1l", "attn2l") for s in (0, 1, 2)]
     assert models["attn2l-s0"]["primary"] and not models["attn2l-s1"]["primary"]
     assert "k_composition" in C.analyses_for(cfg, "attn2l-s0")
-    assert "k_composition" not in C.analyses_for(cfg, "attn1l-s0")  # needs two layers
+    assert "k_composition" in C.analyses_for(cfg, "attn1l-s0")  # planned: records why not
     assert {"olsson_scores", "path_patching"} <= set(C.analyses_for(cfg, "attn2l-s0"))
     assert "olsson_scores" in C.analyses_for(cfg, "attn1l-s0")
-    assert "path_patching" not in C.analyses_for(cfg, "attn1l-s0")
+    assert "path_patching" in C.analyses_for(cfg, "attn1l-s0")
     assert C.analyses_for(cfg, "attn2l-s1") == []
     assert C.roles(cfg) == {"attn2l-s0": "main", "attn1l-s0": "control"}

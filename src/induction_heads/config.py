@@ -267,15 +267,11 @@ def model_instances(config: dict) -> dict[str, dict]:
     return instances(config)
 
 
-def n_layers_of(config: dict, family: str) -> int:
-    from .model_plan import declared_shape
-
-    return declared_shape(family, config["models"][family])["n_layers"] or 1
-
-
 def analyses_for(config: dict, model: str) -> list[str]:
-    """The per-model analyses that run on ``model``, in report order: every applicable one on a
-    primary instance, the head scores on a published checkpoint, nothing on other trained seeds."""
+    """The per-model analyses that run on ``model``, in report order: every configured one on a
+    primary instance, the head scores on a published checkpoint, nothing on other trained seeds.
+    An analysis the model cannot support still runs and records why (applicability.py), so every
+    model's section of the report says something."""
     from .model_plan import CHECKPOINT_ANALYSES
 
     inst = model_instances(config)[model]
@@ -285,8 +281,7 @@ def analyses_for(config: dict, model: str) -> list[str]:
         wanted = CHECKPOINT_ANALYSES
     else:
         return []
-    n_layers = n_layers_of(config, inst["family"])
-    return [a for a in wanted if a in config["analyses"] and n_layers >= CONTRACTS[a].min_layers]
+    return [a for a in wanted if a in config["analyses"]]
 
 
 def roles(config: dict) -> dict[str, str]:

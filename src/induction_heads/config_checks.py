@@ -176,10 +176,14 @@ def _shape(name: str, entry: dict) -> dict:
 
 def analysed_models(config: dict, analysis: str) -> Iterator[tuple[str, dict]]:
     """(model, declared shape + ``window``, the tokens of a held-out row) of every model instance
-    that runs ``analysis``; models whose entry has its own error are left out."""
+    that runs ``analysis``; models whose entry has its own error are left out, and so are models
+    with too few layers for it (it records "not applicable" there, whatever its parameters)."""
+    min_layers = CONTRACTS[analysis].min_layers
     for model, inst in model_instances(config).items():
         shape = _shape(inst["family"], inst["spec"])
-        if shape and analysis in analyses_for(config, model):
+        if not shape or (shape["n_layers"] or min_layers) < min_layers:
+            continue
+        if analysis in analyses_for(config, model):
             yield model, {**shape, "window": _heldout_window(inst["spec"], shape)}
 
 
