@@ -123,3 +123,16 @@ def test_plan_names_instances_and_assigns_analyses(default):
     assert "path_patching" in C.analyses_for(cfg, "attn1l-s0")
     assert C.analyses_for(cfg, "attn2l-s1") == []
     assert C.roles(cfg) == {"attn2l-s0": "main", "attn1l-s0": "control"}
+
+
+def test_planning_does_not_import_torch():
+    """Snakemake plans the DAG by validating the config (every plan-time check) and expanding the
+    rules' inputs; importing torch/TransformerLens there made a no-op rerun ~4x slower."""
+    import subprocess
+    import sys
+
+    code = ("import sys, yaml; from induction_heads import config as C, contracts, naming; "
+            "C.validate_config(yaml.safe_load(open('config/config.yaml'))); "
+            "print(sorted(m for m in ('torch', 'transformer_lens', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

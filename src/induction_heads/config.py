@@ -20,6 +20,7 @@ import copy
 import difflib
 import functools
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +266,17 @@ def model_instances(config: dict) -> dict[str, dict]:
     from .model_plan import model_instances as instances
 
     return instances(config)
+
+
+def checkpoint_schedule(spec: Iterable[dict], steps: int) -> list[int]:
+    """Expand ``[{"start":…, "stop":…, "every":…}, …]`` into sorted steps; always has 0 and ``steps``."""
+    out = {0, steps}
+    for part in spec:
+        start, stop, every = int(part["start"]), int(part["stop"]), int(part["every"])
+        if every <= 0:
+            raise ValueError(f"checkpoint 'every' must be positive, got {every}")
+        out.update(range(start, min(stop, steps) + 1, every))
+    return sorted(s for s in out if 0 <= s <= steps)
 
 
 def analyses_for(config: dict, model: str) -> list[str]:

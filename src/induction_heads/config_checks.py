@@ -16,6 +16,7 @@ from .config import (
     ConfigError,
     Plain,
     analyses_for,
+    checkpoint_schedule,
     model_instances,
     trained_families,
     training_config_dict,
@@ -290,8 +291,6 @@ def dynamics_have_checkpoints_to_smooth(config):
     td = config["analyses"].get("training_dynamics")
     if td is None:
         return
-    from .training import checkpoint_schedule  # here, not above: `training` imports torch
-
     for family in trained_families(config):
         t = training_config_dict(config, family)
         n = len(checkpoint_schedule(t["checkpoints"], t["steps"]))

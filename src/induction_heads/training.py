@@ -30,7 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .architecture import AttnOnlyTransformer, sinusoidal_positions
-from .config import ARCH_KEYS  # a trained model entry's shape (defined with the plan)
+from .config import ARCH_KEYS, checkpoint_schedule  # defined with the plan (no torch there)
 from .testhooks import pause_point
 
 
@@ -54,17 +54,6 @@ class TrainingConfig:
     tied_unembed_init: bool = False  # start W_U as W_E^T (trained untied): copying is learnable at once
     checkpoints: tuple[int, ...] = field(default_factory=tuple)
     threads: int = 1
-
-
-def checkpoint_schedule(spec: Iterable[dict], steps: int) -> list[int]:
-    """Expand ``[{"start":…, "stop":…, "every":…}, …]`` into sorted steps; always has 0 and ``steps``."""
-    out = {0, steps}
-    for part in spec:
-        start, stop, every = int(part["start"]), int(part["stop"]), int(part["every"])
-        if every <= 0:
-            raise ValueError(f"checkpoint 'every' must be positive, got {every}")
-        out.update(range(start, min(stop, steps) + 1, every))
-    return sorted(s for s in out if 0 <= s <= steps)
 
 
 class BatchSampler:
