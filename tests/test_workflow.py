@@ -18,7 +18,7 @@ def test_default_config_plan(tmp_path):
     assert jobs["train_model"] == 6  # 2 families x 3 seeds, one job each
     assert jobs["evaluate_checkpoints"] == 6
     assert jobs["training_dynamics"] == 1  # the control family is drawn beside the 2L family
-    assert jobs["analysis"] == 10 + 7  # 2L: every analysis; 1L: all but the three that need 2 layers
+    assert jobs["analysis"] == 10 + 10  # every analysis on both; 1L records three as not applicable
     assert jobs["report"] == 1
     # the report's benchmark inputs name these jobs' files: they must not add any job
     assert jobs["datasets"] == 6 and jobs["synonym_pairs"] == 2 and jobs["effective_config"] == 1
@@ -72,9 +72,11 @@ def test_changing_one_parameter_reruns_only_its_dependents(smoke_run, tmp_path):
     change.write_text(yaml.safe_dump({"analyses": {"composition_scores": {"n_baseline_samples": 60}}}))
     proc = snakemake(workdir, "-n", args[0], args[1], str(change), *args[2:])
     jobs = planned_jobs(proc)
-    # the notebook whose parameter changed, and the report (with its copy of the effective config)
-    assert jobs == {"analysis": 1, "effective_config": 1, "report": 1, "all": 1}, jobs
-    assert "results/attn2l-s0/composition_scores/metrics.json" in proc.stdout + proc.stderr
+    # the notebooks whose parameter changed (the 1-layer model's records "not applicable" with its
+    # parameters) and the report (with its copy of the effective config)
+    assert jobs == {"analysis": 2, "effective_config": 1, "report": 1, "all": 1}, jobs
+    for model in ("attn2l-s0", "attn1l-s0"):
+        assert f"results/{model}/composition_scores/metrics.json" in proc.stdout + proc.stderr
 
 
 def job_inputs(proc, rule: str) -> list[str]:
