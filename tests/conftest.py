@@ -46,7 +46,8 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """The whole DAG on config/smoke.yaml, run once in a temporary directory: (workdir, args)."""
+    """The whole DAG on config/smoke.yaml, run once in a temporary directory: (workdir, args); read by
+    tests/test_workflow.py, and the local reference tests/test_slurm.py compares its SLURM run with."""
     from .smoke import SMOKE_ARGS, snakemake
 
     workdir = tmp_path_factory.mktemp("smoke")

@@ -59,6 +59,10 @@ rule analysis:
     params:
         parameters=analysis_parameters,
     threads: THREADS
+    resources:
+        mem_mb=3000,
+        runtime=30,
+        gpu=int(DEVICE.startswith("cuda")),
     log:
         notebook="results/logs/{model}/{analysis}.ipynb",
         parameters="results/logs/{model}/{analysis}.parameters.yaml",

@@ -1,5 +1,8 @@
 # Data: the offline corpus, the tokenizer, and each model's token sets.
 
+# On a cluster these run on the submitting machine: they may `apt-get download` a package.
+localrules: corpus, synonym_candidates
+
 
 rule corpus:
     output:
@@ -13,6 +16,10 @@ rule corpus:
             if config["corpus"]["max_documents"]
             else ""
         ),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         "results/logs/data/corpus.log",
     benchmark:
@@ -32,6 +39,10 @@ rule tokenizer:
         tokenizer="results/data/tokenizer.json",
         train_stream="results/data/train_stream.npy",
         heldout_stream="results/data/heldout_stream.npy",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         "results/logs/data/tokenizer.log",
     benchmark:
@@ -56,6 +67,10 @@ rule datasets:
             if "heldout_ctx" in MODELS[wc.model]["spec"]
             else ""
         ),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         "results/logs/data/{model}/datasets.log",
     benchmark:
@@ -74,6 +89,10 @@ rule synonym_candidates:
         counts="results/data/synonyms_counts.json",
     params:
         rank=config["data"]["synonyms"]["max_sense_rank"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         "results/logs/data/synonym_candidates.log",
     benchmark:
@@ -93,6 +112,10 @@ rule synonym_pairs:
         counts="results/data/{model}/synonym_pairs_counts.json",
     params:
         tokenizer=lambda wc: tokenizer_path(wc.model),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         "results/logs/data/{model}/synonym_pairs.log",
     benchmark:

@@ -56,6 +56,10 @@ rule evaluate_checkpoints:
             if dynamics_settings()[key] is not None
         ),
     threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        gpu=int(DEVICE.startswith("cuda")),
     log:
         "results/logs/models/{model}/evaluate_checkpoints.log",
     benchmark:
@@ -99,6 +103,9 @@ rule training_dynamics:
     params:
         parameters=training_dynamics_parameters,
     threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=20,
     log:
         notebook="results/logs/{family}/training_dynamics.ipynb",
         parameters="results/logs/{family}/training_dynamics.parameters.yaml",

@@ -3,6 +3,9 @@
 # Every model ends as results/models/<model>/{weights.pt, config.json, model_info.json};
 # model_info.json (with the weights' sha256) is written last and is the rule's marker output.
 
+# On a cluster this runs on the submitting machine: it may download from the hub.
+localrules: obtain_model
+
 
 def trained_arch(wc):
     spec = TRAINED[wc.model]["spec"]
@@ -25,6 +28,9 @@ rule train_model:
         seed=lambda wc: TRAINED[wc.model]["seed"],
     threads: THREADS
     resources:
+        mem_mb=2000,
+        runtime=60,
+        gpu=int(DEVICE.startswith("cuda")),
         train_jobs=1,
     log:
         "results/logs/models/{model}/train.log",
@@ -49,6 +55,10 @@ rule obtain_model:
             f"--revision {shlex.quote(EXTERNAL[wc.model]['revision'])}" if EXTERNAL[wc.model]["revision"] else ""
         ),
         lock_dir=config["lock_dir"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     log:
         "results/logs/models/{model}/obtain.log",
     benchmark:

@@ -9,6 +9,9 @@ import yaml
 EFFECTIVE_CONFIG_TEXT = yaml.safe_dump(config, sort_keys=False)
 REPORT_SOURCES = {name: str(ROOT / "report" / name) for name in ("template.html.j2", "style.css", "captions.yaml")}
 
+# On a cluster this runs on the submitting machine: it only writes a file.
+localrules: effective_config
+
 
 rule effective_config:
     output:
@@ -17,6 +20,10 @@ rule effective_config:
         # The digest (not the text) is the parameter: any change to the config reruns this rule,
         # and Snakemake's "params have changed" message stays one line instead of the whole config.
         digest=hashlib.sha256(EFFECTIVE_CONFIG_TEXT.encode()).hexdigest()[:16],
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
     log:
         "results/logs/report/effective_config.log",
     benchmark:
@@ -77,6 +84,10 @@ rule report:
         roles=as_json(plan.roles(config)),
         pdf="" if config["report"]["pdf"] else "--no-pdf",
         sources=str(ROOT / "report"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     log:
         "results/logs/report/report.log",
     benchmark:
