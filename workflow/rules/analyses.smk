@@ -60,8 +60,10 @@ rule analysis:
         parameters=analysis_parameters,
     threads: THREADS
     resources:
-        mem_mb=3000,
-        runtime=30,
+        # trained models: measured (<= 1.1 GB, < 2 min); published ones (50k vocabularies): a guess,
+        # doubled when a job is resubmitted (the profile's retries)
+        mem_mb=lambda wc, attempt: (3000 if wc.model in TRAINED else 8000) * attempt,
+        runtime=lambda wc, attempt: (30 if wc.model in TRAINED else 120) * attempt,
         gpu=int(DEVICE.startswith("cuda")),
     log:
         notebook="results/logs/{model}/{analysis}.ipynb",
