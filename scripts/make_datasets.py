@@ -2,7 +2,7 @@
 
     python scripts/make_datasets.py --model-dir results/models/attn2l-s0 \
         --heldout results/data/corpus/heldout.txt --out-dir results/data/attn2l-s0 \
-        --seq-len 50 --batch 100 --n-heldout 200
+        --seq-len 50 --batch 100
 """
 
 import argparse
@@ -18,7 +18,8 @@ parser.add_argument("--out-dir", type=Path, required=True)
 parser.add_argument("--seq-len", type=int, required=True)
 parser.add_argument("--batch", type=int, required=True)
 parser.add_argument("--rep-seed", type=int, default=0)
-parser.add_argument("--n-heldout", type=int, required=True)
+parser.add_argument("--n-heldout", type=int, default=None,
+                    help="held-out windows to keep (default: every whole window inside a document)")
 parser.add_argument("--heldout-seed", type=int, default=0)
 parser.add_argument("--max-ctx", type=int, default=None, help="cap on held-out window length")
 args = parser.parse_args()

@@ -5,7 +5,7 @@ JSON line of :func:`induction_heads.dynamics.circuit_progress` (best previous-to
 scores, the best last-layer OV copying accuracy, repeat losses, held-out loss); at the end, the
 first step where the heads count as formed (induction >= 0.5 and second-repeat loss at most half
 the first) and the training time without the probes. This is how the default recipe was chosen. It reads the tokenizer and token streams of an earlier run
-(``snakemake results/data/tokenizer.json`` builds them) and writes nothing under results/.
+(``snakemake results/data/tokenizer.json`` builds them, and the held-out corpus split) and writes nothing under results/.
 
     .venv/bin/python scripts/recipe_trial.py --seed 0 --set steps=2000 --set tied_unembed_init=false
     .venv/bin/python scripts/recipe_trial.py --family attn2l --arch d_model=96 --arch d_head=24
@@ -24,7 +24,8 @@ import yaml
 
 from induction_heads.architecture import to_hooked_transformer
 from induction_heads.config import training_config_dict, validate_config
-from induction_heads.datasets import heldout_windows, repeated_random_tokens
+from induction_heads.corpus import read_documents
+from induction_heads.datasets import document_windows, repeated_random_tokens
 from induction_heads.dynamics import circuit_progress, first_formed_step
 from induction_heads.tokenizer import bos_id, load_tokenizer, ordinary_token_ids
 from induction_heads.training import ARCH_KEYS, model_and_sampler, train, training_config_from_dict
@@ -60,7 +61,8 @@ tok = load_tokenizer(args.data_dir / "tokenizer.json")
 bos = bos_id(tok)
 seq_len = config["data"]["repeated_tokens"]["seq_len"]
 rep = repeated_random_tokens(ordinary_token_ids(tok), seq_len, batch=24, seed=0, bos=bos)
-held = heldout_windows(np.load(args.data_dir / "heldout_stream.npy"), model.cfg.n_ctx, 24, bos, seed=0)
+docs = [np.asarray(e.ids) for e in tok.encode_batch(read_documents(args.data_dir / "corpus" / "heldout.txt"))]
+held = document_windows(docs, model.cfg.n_ctx, bos, n_seq=24, seed=0).tokens
 
 probes: list[dict] = []
 probe_time = 0.0

@@ -112,6 +112,15 @@ def _analysis(m: Metrics, analysis: str, good: bool) -> None:
         _line(m, "path_patching_bars", "Change per path.")
     elif analysis == "training_dynamics":
         m.add("formation_fraction", 1.0 if good else 0.67, "Fraction of seeds that formed.")
+        m.add("seeds", [0, 1], "Seeds.")
+        for s in (0, 1):
+            final, ci = (-0.3, [-0.34, -0.26]) if good else (-0.05, [-0.12, 0.02])
+            m.add(f"final_icl_score_s{s}", final, "Final ICL score.", ci=ci)
+            m.add(f"icl_before_formation_s{s}", -0.05 if good else -0.04, "ICL before formation.")
+            m.add(f"icl_cooccurs_s{s}", good, "ICL change inside the formation window.")
+            m.add(f"icl_lag_s{s}", 50.0 if good else 900.0, "Lag.")
+            m.add(f"formation_window_s{s}", "1600-2000", "Formation window.")
+            m.add(f"loss_bump_window_s{s}", "1500-1900" if good else "200-500", "Loss bump window.")
     else:
         m.add(f"{analysis}_score", 0.5, f"A score of {analysis}.")
     _line(m, f"{analysis}_curve", f"What to look at in {analysis.replace('_', ' ')}.")

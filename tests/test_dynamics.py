@@ -142,24 +142,11 @@ def test_train_log_at_matches_weights_after_step_minus_one_updates():
     assert D.tokens_per_step([{"step": 2, "tokens": 100}]) == 50
 
 
-# --------------------------------------------------------------------------- ICL score
-
-
-def test_icl_score_by_hand():
-    # loss[:, i] predicts token i + 1, so token t's loss is column t - 1.
-    loss = torch.tensor([[4.0, 3.0, 2.0, 1.0], [5.0, 5.0, 5.0, 7.0]])
-    torch.testing.assert_close(S.in_context_learning_score(loss, late=4, early=1), torch.tensor([-3.0, 2.0]))
-    torch.testing.assert_close(S.in_context_learning_score(loss, late=3, early=2), torch.tensor([-1.0, 0.0]))
-    for late, early in ((5, 1), (2, 2), (1, 0)):
-        with pytest.raises(ValueError):
-            S.in_context_learning_score(loss, late, early)
-
-
 # --------------------------------------------------------------------------- tiny checkpoints
 
 # The planted circuit's attention sharpness at each checkpoint: it "forms" between 20 and 30.
 SHARPNESS = {0: 0.1, 10: 0.1, 20: 1.0, 30: 40.0, 40: 40.0}
-SEQ_LEN, ICL_LATE, ICL_EARLY = 12, 40, 5
+SEQ_LEN = 12
 
 
 def _write_model_dir(model_dir: Path, states: dict[int, HookedTransformer], seed: int) -> None:
@@ -211,8 +198,8 @@ def evaluated(tiny_results) -> dict[str, Path]:
     """Every model's dynamics.jsonl, written as the rule does."""
     out = {}
     for model_dir in sorted((tiny_results / "models").iterdir()):
-        records = D.evaluate_checkpoints(model_dir, tiny_results / "data" / model_dir.name,
-                                         ICL_LATE, ICL_EARLY, progress=False)  # fmt: skip
+        records = D.evaluate_checkpoints(model_dir, tiny_results / "data" / model_dir.name, n_boot=200,
+                                         progress=False)  # fmt: skip
         out[model_dir.name] = D.write_jsonl(records, model_dir / "dynamics.jsonl")
     return out
 
@@ -228,8 +215,16 @@ def test_evaluation_matches_direct_score_calls(tiny_results, evaluated):
         sc = S.head_scores(S.attention_patterns(model, rep), SEQ_LEN)
         held_loss = S.per_token_loss(model, held)
         assert rec["heldout_loss"] == pytest.approx(float(held_loss.mean()), rel=1e-5)
-        icl = S.in_context_learning_score(held_loss, ICL_LATE, ICL_EARLY).mean()
-        assert rec["icl_score"] == pytest.approx(float(icl), rel=1e-4, abs=1e-6)
+        # Default ICL windows scaled to the 64-token windows: tokens 48-63 minus tokens 4-7.
+        late, early = held_loss[:, 47:63].mean(1), held_loss[:, 3:7].mean(1)
+        assert rec["icl_score"] == pytest.approx(float((late - early).mean()), rel=1e-4, abs=1e-6)
+        assert rec["icl_windows"] == {"early": [4, 8], "late": [48, 64]}
+        assert rec["icl_ci"][0] <= rec["icl_score"] <= rec["icl_ci"][1]
+        np.testing.assert_allclose(rec["loss_by_token"], held_loss.mean(0).numpy(), atol=1e-4)
+        np.testing.assert_allclose(rec["heldout_window_loss"], held_loss.mean(1).numpy(), atol=1e-4)
+        assert rec["loss_by_position"]["start"] == [1, 17, 33, 49]
+        assert rec["loss_by_position"]["mean"][0] == pytest.approx(float(held_loss[:, :16].mean()), abs=1e-4)
+        assert (rec["n_heldout_windows"], rec["n_heldout_documents"]) == (5, 5)  # no labels: a cluster each
         assert (rec["best_induction_head"], rec["best_induction_score"]) == pytest.approx(
             S.best_head(sc["induction"]))
         assert rec["best_prev_token_score"] == pytest.approx(S.best_head(sc["previous_token"])[1])
@@ -240,7 +235,7 @@ def test_evaluation_matches_direct_score_calls(tiny_results, evaluated):
         assert rec["kcomp_score"] == pytest.approx(float(composition_scores(model)["K"][0, 0, 1, 0]))
         assert rec["tokens"] == rec["step"] * 128
         assert rec["train_loss"] == pytest.approx(5.0 - 0.01 * rec["step"])  # record step+1
-        assert (rec["icl_late"], rec["icl_early"], rec["seed"]) == (ICL_LATE, ICL_EARLY, 0)
+        assert rec["seed"] == 0
     # The planted head is sharp only from step 30: the evaluation sees the formation.
     assert records[0]["traced_induction_score"] < 0.3 < records[-1]["traced_induction_score"]
     window = D.seed_formation(records, threshold=0.3, smooth_width=1)["window"]
@@ -257,7 +252,7 @@ def test_control_has_no_kcomposition(evaluated):
 def test_missing_checkpoints_is_a_clear_error(tmp_path):
     (tmp_path / "m").mkdir()
     with pytest.raises(FileNotFoundError, match="checkpoints"):
-        D.evaluate_checkpoints(tmp_path / "m", tmp_path, ICL_LATE, ICL_EARLY, progress=False)
+        D.evaluate_checkpoints(tmp_path / "m", tmp_path, progress=False)
 
 
 def test_notebook_on_tiny_checkpoints(tiny_results, evaluated, tmp_path):
@@ -270,7 +265,7 @@ def test_notebook_on_tiny_checkpoints(tiny_results, evaluated, tmp_path):
             model_name="fam2l", out_dir=str(out_dir), device="cpu", seed=0,
             dynamics_paths=[str(evaluated["fam2l-s0"]), str(evaluated["fam2l-s1"])],
             control_paths=[str(evaluated["ctl1l-s0"])], train_info_paths=infos,
-            formation_threshold=0.3, smooth_width=1, icl_late=ICL_LATE, icl_early=ICL_EARLY,
+            formation_threshold=0.3, smooth_width=1, n_bootstrap=200,
         ),
         progress_bar=False, kernel_name="python3",
     )  # fmt: skip
@@ -290,8 +285,17 @@ def test_notebook_on_tiny_checkpoints(tiny_results, evaluated, tmp_path):
     assert value("training_wall_time_s") == pytest.approx(7.5)  # every seed of both families
     assert len(m["tables"]["seeds"]["rows"]) == 2
     assert "formed in 2 of 2 seeds" in m["text"]["conclusion"]
-    for fmt in ("svg", "png", "pdf"):
-        assert (out_dir / m["figures"]["phase_change"][fmt]).exists()
+    assert value("seeds") == [0, 1] and value("n_heldout_windows") == 5
+    for seed in (0, 1):
+        assert math.isfinite(value(f"final_icl_score_s{seed}"))
+        lo, hi = m["metrics"][f"final_icl_score_s{seed}"]["ci"]
+        assert lo <= value(f"final_icl_score_s{seed}") <= hi
+        assert f"icl_cooccurs_s{seed}" in m["metrics"] and f"loss_bump_window_s{seed}" in m["metrics"]
+    assert len(m["tables"]["icl"]["rows"]) == 2
+    assert "control_final_icl_score_s0" in m["metrics"]
+    for name in ("phase_change", "heldout_loss_by_position", "per_token_loss", "loss_bump"):
+        for fmt in ("svg", "png", "pdf"):
+            assert (out_dir / m["figures"][name][fmt]).exists()
 
 
 def test_circuit_progress_sees_a_planted_circuit_and_not_a_random_model():

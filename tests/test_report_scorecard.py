@@ -18,6 +18,8 @@ NEEDS = {
     "ablation_removes": "ablation", "ov_copies": "ov_circuit",
     "k_composition": "composition_scores", "positional_qk": "qk_circuit",
     "fuzzy": "fuzzy_induction", "formation": "training_dynamics", "key_path": "path_patching",
+    "icl_final": "training_dynamics", "icl_before": "training_dynamics",
+    "icl_cooccurs": "training_dynamics", "loss_bump": "training_dynamics",
 }
 
 

@@ -110,13 +110,6 @@ def test_repeat_losses_pick_the_right_predictions():
     assert first.item() == pytest.approx(1.5) and second.item() == pytest.approx(4.5)
 
 
-def test_in_context_learning_score_by_hand():
-    loss = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0]])  # token t is predicted at index t - 1
-    assert S.in_context_learning_score(loss, late=5, early=2).item() == pytest.approx(1.0 - 4.0)
-    with pytest.raises(ValueError):
-        S.in_context_learning_score(loss, late=6, early=2)
-
-
 def test_detectors_order_and_threshold():
     scores = torch.tensor([[0.1, 0.7], [0.9, 0.65]])
     assert S.detect_heads(scores, 0.6) == ["1.0", "0.1", "1.1"]

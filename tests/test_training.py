@@ -100,6 +100,38 @@ def test_random_rows_can_repeat_their_segment_until_the_row_is_full():
         assert (r[1:] < 900).all()  # no text tokens after the segment
 
 
+def test_late_mix_switches_fractions_and_repeats_a_stretch_at_a_random_place():
+    """From ``late_from_step`` on: the late fractions, and repeated-text rows that repeat a
+    4-9-token stretch right after itself, followed by the text that followed it, at places that
+    vary (so no position is where repeats begin)."""
+    stream = np.arange(1000, 3000, dtype=np.int64)
+    cfg = T.TrainingConfig(steps=2, batch_size=400, frac_repeated_text=0.25, frac_random_repeat=0.5,
+                           random_segment_min=4, random_segment_max=9, late_from_step=1,
+                           late_frac_repeated_text=0.6, late_frac_random_repeat=0.1)  # fmt: skip
+    sampler = T.BatchSampler(stream, 32, cfg, ordinary_ids=np.arange(1, 900), bos=0)
+    early = sampler.sample().numpy()
+    assert np.mean([r[1] < 900 for r in early]) == pytest.approx(0.5, abs=0.08)
+    late = sampler.sample().numpy()
+    random_rows = [r for r in late if r[1] < 900]
+    text_rows = [r for r in late if r[1] >= 1000]
+    assert len(random_rows) / 400 == pytest.approx(0.1, abs=0.05)
+    starts, repeated = set(), 0
+    for r in text_rows:
+        body = r[1:]
+        jumps = np.flatnonzero(np.diff(body) != 1)  # text is consecutive ids except at the repeat
+        if len(jumps) == 0:
+            continue  # plain text
+        assert len(jumps) == 1, r
+        stop = jumps[0] + 1  # the repeat starts here: it copies the seg_len tokens before it
+        seg_len = int(body[stop - 1] - body[stop] + 1)
+        assert 4 <= seg_len <= 9
+        assert (body[stop : stop + seg_len] == body[stop - seg_len : stop]).all()
+        repeated += 1
+        starts.add(stop)
+    assert repeated / 400 == pytest.approx(0.6, abs=0.08)
+    assert len(starts) > 10  # the repeat begins at many different positions
+
+
 def test_batches_are_reproducible_from_the_seed():
     assert torch.equal(make_sampler(seed=3).sample(), make_sampler(seed=3).sample())
     assert not torch.equal(make_sampler(seed=3).sample(), make_sampler(seed=4).sample())

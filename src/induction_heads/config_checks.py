@@ -22,6 +22,7 @@ from .config import (
     training_config_dict,
 )
 from .contracts import CONTRACTS
+from .icl_windows import IclWindows
 from .model_plan import SourceProblem, declared_shape
 from .naming import parse_head_label
 
@@ -110,10 +111,15 @@ def training_fits_the_model(config, name, entry):
                           f"of model {name!r} (n_ctx {entry['n_ctx']})")  # fmt: skip
     if lo > hi:
         yield ConfigError(at("random_segment_min"), lo, f"at most random_segment_max ({hi})")
-    if t["frac_repeated_text"] + t["frac_random_repeat"] > 1:
-        total = t["frac_repeated_text"] + t["frac_random_repeat"]
-        yield ConfigError(at("frac_random_repeat"), t["frac_random_repeat"],
-                          f"frac_repeated_text + frac_random_repeat <= 1 (they sum to {total:g})")  # fmt: skip
+    for mix in ("", "late_"):  # the batch mix before and after late_from_step
+        text, random = t[f"{mix}frac_repeated_text"], t[f"{mix}frac_random_repeat"]
+        if text + random > 1:
+            yield ConfigError(at(f"{mix}frac_random_repeat"), random,
+                              f"{mix}frac_repeated_text + {mix}frac_random_repeat <= 1 "
+                              f"(they sum to {text + random:g})")  # fmt: skip
+    late = t["late_from_step"]
+    if late is not None and late >= steps:
+        yield ConfigError(at("late_from_step"), late, f"fewer than {at('steps')} ({steps}), or null")
     for i, part in enumerate(t["checkpoints"]):
         where = f"{at('checkpoints')}[{i}]"
         if part["start"] >= part["stop"]:
@@ -212,33 +218,29 @@ def named_heads_exist(config):
 
 
 @check
-def icl_positions_fit(config):
-    """The ICL score compares the losses at two token positions of a held-out row."""
+def icl_windows_fit(config):
+    """The ICL score compares an early and a later stretch of a held-out row; both must hold at
+    least one token of every analysed model's rows (the checkpoint evaluation uses the same)."""
     hs = config["analyses"]["head_scores"]
-    late, early = hs["icl_late"], hs["icl_early"]
-    if early >= late:
-        yield ConfigError("analyses.head_scores.icl_early", early, f"less than icl_late ({late})")
+    early, late = hs["icl_early"], hs["icl_late"]
+    for key, (start, stop) in (("icl_early", early), ("icl_late", late)):
+        if start >= stop:
+            yield ConfigError(f"analyses.head_scores.{key}", [start, stop], "[start, stop] with start < stop")
+    if early[1] > late[0]:
+        yield ConfigError("analyses.head_scores.icl_early", early,
+                          f"a window that ends where icl_late starts ({late[0]}) or before")  # fmt: skip
+    if early[0] >= early[1] or late[0] >= late[1] or early[1] > late[0]:
+        return
     for model, shape in analysed_models(config, "head_scores"):
         window = shape["window"]
-        if window is not None and late > window - 1:
-            yield ConfigError("analyses.head_scores.icl_late", late,
-                              f"at most {window - 1}: the held-out rows of model {model!r} "
-                              f"have {window} tokens")  # fmt: skip
-    td = config["analyses"].get("training_dynamics")
-    if td is None:
-        return
-    own_late, own_early = td["icl_late"], td["icl_early"]
-    late, early = own_late or late, own_early or early
-    if (own_late or own_early) and early >= late:
-        key = "icl_early" if own_early else "icl_late"
-        yield ConfigError(f"analyses.training_dynamics.{key}", td[key],
-                          f"icl_early < icl_late (here {early} and {late})")  # fmt: skip
-    if own_late:
-        for family, entry in trained_families(config).items():
-            if own_late > entry["n_ctx"] - 1:
-                yield ConfigError("analyses.training_dynamics.icl_late", own_late,
-                                  f"at most {entry['n_ctx'] - 1}: the held-out rows of model "
-                                  f"{family!r} have {entry['n_ctx']} tokens")  # fmt: skip
+        if window is None:
+            continue
+        try:
+            IclWindows.scaled(window, early, late)
+        except ValueError as err:
+            yield ConfigError("analyses.head_scores.icl_early", early,
+                              f"windows of at least one token each in the {window}-token held-out rows "
+                              f"of model {model!r} ({err})")  # fmt: skip
 
 
 @check

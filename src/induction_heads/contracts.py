@@ -84,6 +84,15 @@ def choice(name: str, default: str, meaning: str, options: tuple[str, ...]) -> P
     return Param(name, default, meaning, {"enum": list(options), "x-expected": expected})
 
 
+def window(name: str, default: list[float], meaning: str) -> Param:
+    """A stretch of the context as ``[start, stop]``, fractions with 0 <= start < stop <= 1 (the
+    order is checked at plan time: a schema cannot compare two items)."""
+    part = {"type": "number", "minimum": 0, "maximum": 1}
+    schema = {"type": "array", "items": part, "minItems": 2, "maxItems": 2,
+              "x-expected": "[start, stop], fractions of the context with 0 <= start < stop <= 1"}  # fmt: skip
+    return Param(name, default, meaning, schema)
+
+
 def heads(name: str, meaning: str) -> Param:
     """A list of head labels ("L.H", quoted in YAML: unquoted 1.10 is the number 1.1); empty
     means "the heads head_scores detects". Each head must exist in every model analysed."""
@@ -175,8 +184,10 @@ THRESHOLDS = mapping("thresholds", "detection threshold of each head score (a he
 CONTRACTS: dict[str, Contract] = {c.name: c for c in (
     Contract("head_scores", "attention scores of every head, detection, ICL score", (
         THRESHOLDS,
-        count("icl_late", 100, "ICL score: loss at this token ..."),
-        count("icl_early", 10, "... minus loss at this token"),
+        window("icl_early", [0.0625, 0.125], "ICL score: mean held-out loss over the late window minus over this "
+               "stretch of the context (tokens 8-15 of 128)"),
+        window("icl_late", [0.75, 1.0], "... the late window (tokens 96-127 of 128)"),
+        count("position_bin", 16, "tokens per bin of the held-out loss-by-position curve"),
         count("example_len", 15, "random tokens in the attention example of the report (<= seq_len)"),
         count("n_bootstrap", 2000, "bootstrap resamples of each interval"),
     ), files=()),
@@ -233,9 +244,9 @@ CONTRACTS: dict[str, Contract] = {c.name: c for c in (
         fraction("window_low", 0.2, "the window spans the rise from this fraction ...", open_interval=True),
         fraction("window_high", 0.8, "... to this fraction of (top - baseline)", open_interval=True),
         choice("band", "minmax", "band across seeds", ("minmax", "std")),
-        count("icl_late", None, "ICL positions of the checkpoint evaluation; null: head_scores'",
-              nullable=True, notebook=False),
-        count("icl_early", None, "... (null: head_scores' icl_early)", nullable=True, notebook=False),
+        positive("icl_change_threshold", 0.05, "the ICL score changes when its fall reaches this (nats)"),
+        fraction("bump_alpha", 0.05, "false-alarm rate of the loss-bump rule", open_interval=True),
+        count("n_bootstrap", 1000, "bootstrap resamples (documents) of each interval"),
         count("max_heldout", None, "held-out sequences per checkpoint evaluation; null: all",
               nullable=True, notebook=False),
         count("max_repeated", None, "repeated-token sequences per checkpoint evaluation; null: all",

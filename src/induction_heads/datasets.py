@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,23 +28,40 @@ def repeated_random_tokens(
     return torch.cat(parts, dim=1)
 
 
-def heldout_windows(
-    stream: np.ndarray, n_ctx: int, n_seq: int, bos: int, seed: int
-) -> Int[Tensor, "n_seq n_ctx"]:
-    """``n_seq`` windows of held-out text, each ``BOS`` + ``n_ctx - 1`` tokens, at seeded offsets.
+@dataclass(frozen=True)
+class HeldoutWindows:
+    """Windows of held-out text, BOS first, and where each came from."""
 
-    Windows don't overlap (offsets are drawn from disjoint slots) so each is an independent sample.
+    tokens: Int[Tensor, "n_seq n_ctx"]
+    doc: Int[np.ndarray, "n_seq"]  # index of the document the window lies in (the bootstrap's cluster)
+    offset: Int[np.ndarray, "n_seq"]  # its first token's position within that document
+
+
+def document_windows(
+    docs: Sequence[np.ndarray], n_ctx: int, bos: int, n_seq: int | None = None, seed: int = 0
+) -> HeldoutWindows:
+    """Every whole window of ``n_ctx - 1`` consecutive tokens inside one document, BOS first.
+
+    A window never straddles two documents (the text after BOS is one document's), so the loss at
+    position ``t`` is the loss with ``t`` tokens of that document's context. Each document gives
+    ``len // (n_ctx - 1)`` disjoint windows (its tail is dropped). The windows come in a seeded
+    shuffled order, so the first ``k`` of them are a random sample; ``n_seq`` keeps the first
+    ``n_seq`` (``None``: all of them).
     """
     body = n_ctx - 1
-    n_slots = len(stream) // body
-    if n_slots < n_seq:
+    starts = [(i, s) for i, d in enumerate(docs) for s in range(0, len(d) - body + 1, body)]
+    if not starts or (n_seq is not None and len(starts) < n_seq):
         raise ValueError(
-            f"held-out text has {len(stream)} tokens: room for {n_slots} windows of {body}, "
-            f"not {n_seq}; lower n_heldout_sequences or hold out more text"
+            f"held-out text ({len(docs)} documents, {sum(map(len, docs))} tokens) has "
+            f"{len(starts)} whole windows of {body} tokens inside a document, not "
+            f"{n_seq or 'at least one'}; lower n_sequences or hold out more text"
         )
-    slots = np.sort(np.random.default_rng(seed).choice(n_slots, size=n_seq, replace=False))
-    rows = np.stack([stream[s * body : (s + 1) * body] for s in slots]).astype(np.int64)
-    return torch.cat([torch.full((n_seq, 1), bos), torch.from_numpy(rows)], dim=1)
+    order = np.random.default_rng(seed).permutation(len(starts))[:n_seq]
+    doc = np.array([starts[k][0] for k in order], dtype=np.int64)
+    offset = np.array([starts[k][1] for k in order], dtype=np.int64)
+    rows = np.stack([np.asarray(docs[i][s : s + body]) for i, s in zip(doc, offset)]).astype(np.int64)
+    tokens = torch.cat([torch.full((len(rows), 1), bos), torch.from_numpy(rows)], dim=1)
+    return HeldoutWindows(tokens, doc, offset)
 
 
 def save_token_set(path: str | Path, tokens: Tensor, **meta) -> None:
@@ -80,20 +99,21 @@ def build_model_datasets(
     seq_len: int,
     batch: int,
     rep_seed: int,
-    n_heldout: int,
+    n_heldout: int | None,
     heldout_seed: int,
     max_ctx: int | None = None,
 ) -> dict:
     """Write ``repeated_tokens.pt`` and ``heldout_tokens.pt`` for one model.
 
     Random tokens are drawn from the model's ordinary vocabulary (its tokenizer's non-special ids);
-    held-out text is the corpus's held-out split encoded with the model's own tokenizer, each
-    document after the model's BOS, in windows of the model's context (at most ``max_ctx`` tokens).
-    Every window starts with BOS; the token sets are built here, never by a model's
-    ``prepend_bos`` default (which differs between architectures).
+    held-out text is the corpus's held-out split encoded with the model's own tokenizer document by
+    document, in windows of the model's context (at most ``max_ctx`` tokens) that lie inside one
+    document, each after the model's BOS (:func:`document_windows`; ``n_heldout=None``: every such
+    window). The token sets are built here, never by a model's ``prepend_bos`` default (which
+    differs between architectures).
     """
     from .corpus import read_documents
-    from .tokenizer import encode_documents, ordinary_token_ids
+    from .tokenizer import ordinary_token_ids
     from .weights import read_config, read_info
 
     cfg, info = read_config(model_dir), read_info(model_dir)
@@ -105,10 +125,13 @@ def build_model_datasets(
         raise ValueError(f"model {info.name!r}: seq_len {seq_len}: BOS + 2·seq_len exceeds n_ctx {cfg.n_ctx}")
     rep = repeated_random_tokens(ordinary, seq_len, batch, rep_seed, bos)
     save_token_set(Path(out_dir) / "repeated_tokens.pt", rep, seq_len=seq_len, seed=rep_seed, bos=bos)
-    docs = read_documents(Path(heldout_txt))
-    stream = encode_documents(tok, docs, bos)
-    stream = stream[stream != bos]
+    # A document's own ids, without any BOS a hub tokenizer's post-processor adds.
+    docs = [ids[ids != bos] for ids in
+            (np.asarray(e.ids, dtype=np.int64) for e in tok.encode_batch(read_documents(Path(heldout_txt))))]
     ctx = cfg.n_ctx if max_ctx is None else min(cfg.n_ctx, max_ctx)
-    held = heldout_windows(stream, ctx, n_heldout, bos, heldout_seed)
-    save_token_set(Path(out_dir) / "heldout_tokens.pt", held, seed=heldout_seed, bos=bos)
-    return {"repeated": list(rep.shape), "heldout": list(held.shape), "bos": bos}
+    held = document_windows(docs, ctx, bos, n_heldout, heldout_seed)
+    save_token_set(Path(out_dir) / "heldout_tokens.pt", held.tokens, seed=heldout_seed, bos=bos,
+                   doc=torch.from_numpy(held.doc), offset=torch.from_numpy(held.offset),
+                   n_documents=len(docs))  # fmt: skip
+    return {"repeated": list(rep.shape), "heldout": list(held.tokens.shape), "bos": bos,
+            "heldout_documents": int(len(np.unique(held.doc)))}  # fmt: skip

@@ -37,6 +37,7 @@ from . import scores as S
 from .circuits import ov_topk_accuracy, ov_topk_all_heads
 from .composition import composition_scores
 from .datasets import load_token_set
+from .icl import EARLY, LATE, HeldoutSet
 from .metrics import atomic_write_text
 from .naming import parse_head_label
 from .weights import checkpoint_steps, load_checkpoint, read_info
@@ -148,22 +149,19 @@ def evaluate_model(
     model: HookedTransformer,
     rep_tokens: Int[Tensor, "batch pos"],
     seq_len: int,
-    held_tokens: Int[Tensor, "n_seq n_ctx"],
-    icl_late: int,
-    icl_early: int,
+    held: HeldoutSet,
     traced: TracedHeads,
     batch_size: int = 64,
 ) -> dict[str, Any]:
     """Every per-checkpoint quantity of one model state (no step or training-log fields)."""
-    b = behaviour(model, rep_tokens, seq_len, held_tokens, batch_size)
+    b = behaviour(model, rep_tokens, seq_len, held.tokens, batch_size)
     sc = b.scores
     ind_head, ind_score = S.best_head(sc["induction"])
     prev_head, prev_score = S.best_head(sc["previous_token"])
     li, hi = parse_head_label(traced.induction)
     lp, hp = parse_head_label(traced.prev_token)
     return {
-        "heldout_loss": float(b.held_loss.mean()),
-        "icl_score": float(S.in_context_learning_score(b.held_loss, icl_late, icl_early).mean()),
+        **held.summary(b.held_loss),
         "loss_first_repeat": float(b.first_repeat.mean()),
         "loss_second_repeat": float(b.second_repeat.mean()),
         "loss_ratio": float(b.second_repeat.mean() / b.first_repeat.mean()),
@@ -222,21 +220,24 @@ def first_formed_step(
 def evaluate_checkpoints(
     model_dir: str | Path,
     data_dir: str | Path,
-    icl_late: int,
-    icl_early: int,
+    icl_early: Sequence[float] = EARLY,
+    icl_late: Sequence[float] = LATE,
     device: str = "cpu",
     max_heldout: int | None = None,
     max_repeated: int | None = None,
     batch_size: int = 64,
+    bin_width: int = 16,
+    n_boot: int = 1000,
     progress: bool = True,
 ) -> list[dict]:
     """One record per checkpoint of the trained model in ``model_dir`` (see module docstring).
 
-    ``data_dir`` holds the model's ``repeated_tokens.pt`` and ``heldout_tokens.pt``; the ICL score
-    is the loss at token ``icl_late`` minus the loss at token ``icl_early`` of held-out text.
-    The traced heads are chosen on the last checkpoint (the final weights). ``max_heldout`` and
-    ``max_repeated`` keep the first N sequences of each token set (evaluation cost is linear in
-    them, and it runs at every checkpoint of every seed).
+    ``data_dir`` holds the model's ``repeated_tokens.pt`` and ``heldout_tokens.pt``. Held-out text
+    is summarised by :meth:`HeldoutSet.summary` (loss by position in ``bin_width``-token bins, the
+    ICL score over the windows ``icl_early``/``icl_late``, fractions of the context, each with a
+    document-clustered interval). The traced heads are chosen on the last checkpoint
+    (the final weights). ``max_heldout`` and ``max_repeated`` keep the first N sequences of each
+    token set (the held-out windows are stored in a random order, so the first N are a sample).
     """
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     steps = checkpoint_steps(model_dir)
@@ -244,7 +245,7 @@ def evaluate_checkpoints(
         raise FileNotFoundError(f"{model_dir / 'checkpoints'} holds no step_*.pt checkpoints")
     rep = load_token_set(data_dir / "repeated_tokens.pt")
     rep_tokens, seq_len = rep["tokens"][:max_repeated], int(rep["seq_len"])
-    held_tokens = load_token_set(data_dir / "heldout_tokens.pt")["tokens"][:max_heldout]
+    held = HeldoutSet.load(data_dir / "heldout_tokens.pt", icl_early, icl_late, max_heldout, bin_width, n_boot)
     log_path = model_dir / "train_log.jsonl"
     log = read_jsonl(log_path) if log_path.exists() else []
     per_step = tokens_per_step(log)
@@ -263,10 +264,7 @@ def evaluate_checkpoints(
             "tokens": None if per_step is None else int(round(step * per_step)),
             "train_loss": None if logged is None else logged["loss"],
             "train_loss_log_step": None if logged is None else logged["step"],
-            "icl_late": icl_late,
-            "icl_early": icl_early,
-            **evaluate_model(model, rep_tokens, seq_len, held_tokens, icl_late, icl_early, traced,
-                             batch_size),
+            **evaluate_model(model, rep_tokens, seq_len, held, traced, batch_size),
         })  # fmt: skip
     return records
 
@@ -388,6 +386,81 @@ def seed_formation(
     if window is not None:
         slope = slope_in_window(*curve(records, "heldout_loss"), window.start, window.end)
     return {"window": window, "loss_slope_per_step": slope}
+
+
+# --------------------------------------------------------------------------------------------
+# In-context learning over training: the ICL score's change and the loss bump
+
+
+@dataclass(frozen=True)
+class IclOverTraining:
+    """One seed's ICL score over training, set beside its induction formation window.
+
+    ``change``: the formation window (:func:`formation_window`) of the *negated* ICL score, i.e.
+    where the score falls fastest; ``None`` when it never falls to ``-threshold``. ``before``: the
+    score at the first checkpoint of the induction formation window (the last one before the
+    heads form). ``lag``: the ICL change step minus the induction formation step. ``cooccurs``:
+    the ICL change step lies inside the induction formation window.
+    """
+
+    final: float
+    final_ci: tuple[float, float] | None
+    before: float | None
+    before_step: int | None
+    change: FormationWindow | None
+    lag: float | None
+    cooccurs: bool | None
+
+
+def icl_over_training(
+    records: Sequence[dict],
+    formation: FormationWindow | None,
+    threshold: float = 0.05,
+    smooth_width: int = 3,
+    low: float = 0.2,
+    high: float = 0.8,
+) -> IclOverTraining:
+    """The ICL score at the end, before formation, and where it changes (see the class)."""
+    steps, icl = curve(records, "icl_score")
+    last = max(records, key=lambda r: r["step"])
+    ci = last.get("icl_ci")
+    change = formation_window(steps, -icl, threshold, smooth_width, low, high)
+    before = before_step = None
+    if formation is not None:
+        before_step = int(formation.start)
+        before = float(icl[list(steps).index(before_step)])
+    lag = cooccurs = None
+    if change is not None and formation is not None:
+        lag = change.step - formation.step
+        cooccurs = bool(formation.start <= change.step <= formation.end)
+    return IclOverTraining(float(last["icl_score"]), None if ci is None else (float(ci[0]), float(ci[1])),
+                           before, before_step, change, lag, cooccurs)  # fmt: skip
+
+
+def heldout_replicates(
+    records: Sequence[dict], key: str = "heldout_window_loss", n_boot: int = 1000, seed: int = 0
+) -> Float[np.ndarray, "n_boot n_checkpoints"]:
+    """Bootstrap replicates of the held-out loss curve over training, resampling documents: every
+    checkpoint of a replicate uses the same documents (the checkpoints are evaluated on the same
+    windows), so the noise of a change between checkpoints is the noise of a paired difference."""
+    from .icl import cluster_bootstrap
+
+    ordered = sorted(records, key=lambda r: r["step"])
+    per_window = np.array([r[key] for r in ordered], dtype=np.float64).T  # [window checkpoint]
+    doc = np.asarray(ordered[0]["heldout_window_doc"])
+    return cluster_bootstrap(per_window, doc, n_boot, seed)
+
+
+def seed_loss_bump(records: Sequence[dict], alpha: float = 0.05, n_boot: int = 1000, seed: int = 0):
+    """The loss bump (:func:`icl.loss_bump`) of one seed's held-out loss on the log-token axis."""
+    from .icl import loss_bump
+
+    ordered = sorted(records, key=lambda r: r["step"])
+    if any(r.get("tokens") is None for r in ordered):
+        return None  # no training log: no token axis
+    return loss_bump([r["step"] for r in ordered], [r["tokens"] for r in ordered],
+                     [r["heldout_loss"] for r in ordered], heldout_replicates(ordered, n_boot=n_boot, seed=seed),
+                     alpha)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------

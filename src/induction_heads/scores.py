@@ -129,20 +129,6 @@ def repeat_losses(
     return first, second
 
 
-def in_context_learning_score(
-    loss: Float[Tensor, "batch pos_minus_1"], late: int, early: int
-) -> Float[Tensor, "batch"]:
-    """Olsson et al.'s ICL score: loss at the ``late``-th token minus loss at the ``early``-th token.
-
-    Token ``t`` (0-indexed position in the sequence) is predicted at position ``t - 1``; negative
-    means later tokens are predicted better (the model uses its context).
-    """
-    n = loss.shape[1]
-    if not 1 <= early < late <= n:
-        raise ValueError(f"need 1 <= early < late <= {n}, got early={early}, late={late}")
-    return loss[:, late - 1] - loss[:, early - 1]
-
-
 def detect_heads(
     scores: Float[Tensor, "layer head"], threshold: float, layers: list[int] | None = None
 ) -> list[str]:

@@ -49,6 +49,9 @@ class TrainingConfig:
     random_segment_min: int = 8
     random_segment_max: int = 63
     random_repeat_fill: bool = True  # repeat the segment until the row is full (not just twice)
+    late_from_step: int | None = None  # from this step on, the "late" mix below (None: one mix throughout)
+    late_frac_repeated_text: float = 0.0  # ... with the repeated stretch at a random place
+    late_frac_random_repeat: float = 0.0
     sinusoidal_pos_init: bool = True
     pos_init_rms: float | None = None  # RMS of the sinusoidal W_pos; None = the model's init std
     tied_unembed_init: bool = False  # start W_U as W_E^T (trained untied): copying is learnable at once
@@ -72,6 +75,7 @@ class BatchSampler:
         self.stream, self.n_ctx, self.cfg = stream, n_ctx, cfg
         self.ordinary_ids, self.bos = ordinary_ids, bos
         self.rng = np.random.default_rng(cfg.seed)
+        self.n_sampled = 0  # batches drawn so far (= the training step of the next batch)
         max_seg = (n_ctx - 1) // 2
         if not 1 <= cfg.random_segment_min <= cfg.random_segment_max <= max_seg:
             raise ValueError(
@@ -82,25 +86,49 @@ class BatchSampler:
         start = self.rng.integers(0, len(self.stream) - length)
         return self.stream[start : start + length]
 
+    @property
+    def late(self) -> bool:
+        """Whether the next batch is drawn from the late mix."""
+        return self.cfg.late_from_step is not None and self.n_sampled >= self.cfg.late_from_step
+
+    def _repeated_text(self, body: int) -> np.ndarray:
+        """Text in which a stretch repeats at once. Early: the row's first half twice, a fixed
+        63-token distance (for ``n_ctx = 128``) that a positional head learns to copy across first.
+        Late: a stretch of ``random_segment_min…max`` tokens at a random place, repeated and
+        followed by the text that followed it (``… a b c d a b c d e f …``), so no distance or
+        position is special."""
+        if not self.late:
+            half = self._text(body // 2)
+            return np.concatenate([half, half, self._text(body - 2 * len(half))])
+        seg_len = int(self.rng.integers(self.cfg.random_segment_min, self.cfg.random_segment_max + 1))
+        text = self._text(body - seg_len)
+        start = int(self.rng.integers(0, len(text) - seg_len + 1))
+        stop = start + seg_len
+        return np.concatenate([text[:stop], text[start:stop], text[stop:]])
+
     def sample(self) -> Int[Tensor, "batch n_ctx"]:
         cfg, n = self.cfg, self.n_ctx
         kinds = self.rng.random(cfg.batch_size)
+        random_repeat, repeated_text = (
+            (cfg.late_frac_random_repeat, cfg.late_frac_repeated_text) if self.late
+            else (cfg.frac_random_repeat, cfg.frac_repeated_text)
+        )  # fmt: skip
         rows = np.empty((cfg.batch_size, n), dtype=np.int64)
         rows[:, 0] = self.bos
         body = n - 1
         for i, u in enumerate(kinds):
-            if u < cfg.frac_random_repeat:
+            if u < random_repeat:
                 seg_len = int(self.rng.integers(cfg.random_segment_min, cfg.random_segment_max + 1))
                 seg = self.rng.choice(self.ordinary_ids, size=seg_len)
                 if cfg.random_repeat_fill:  # r r r …: every token after the first copy is copyable
                     rows[i, 1:] = np.resize(seg, body)
                 else:
                     rows[i, 1:] = np.concatenate([seg, seg, self._text(body - 2 * seg_len)])
-            elif u < cfg.frac_random_repeat + cfg.frac_repeated_text:
-                half = self._text(body // 2)
-                rows[i, 1:] = np.concatenate([half, half, self._text(body - 2 * len(half))])
+            elif u < random_repeat + repeated_text:
+                rows[i, 1:] = self._repeated_text(body)
             else:
                 rows[i, 1:] = self._text(body)
+        self.n_sampled += 1
         return torch.from_numpy(rows)
 
 

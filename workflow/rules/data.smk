@@ -62,6 +62,11 @@ rule datasets:
     params:
         rep=config["data"]["repeated_tokens"],
         held=config["data"]["heldout"],
+        n_held=(
+            f"--n-heldout {config['data']['heldout']['n_sequences']}"
+            if config["data"]["heldout"]["n_sequences"]
+            else ""
+        ),
         max_ctx=lambda wc: (
             f"--max-ctx {MODELS[wc.model]['spec']['heldout_ctx']}"
             if "heldout_ctx" in MODELS[wc.model]["spec"]
@@ -79,7 +84,7 @@ rule datasets:
         f"python {script('make_datasets.py')} --model-dir results/models/{{wildcards.model}} "
         "--heldout {input.heldout} --out-dir results/data/{wildcards.model} "
         "--seq-len {params.rep[seq_len]} --batch {params.rep[batch]} --rep-seed {params.rep[seed]} "
-        "--n-heldout {params.held[n_sequences]} --heldout-seed {params.held[seed]} "
+        "{params.n_held} --heldout-seed {params.held[seed]} "
         "{params.max_ctx} > {log} 2>&1"
 
 

@@ -1,18 +1,18 @@
 # Training dynamics (docs/methods/training_dynamics.md): every checkpoint of every trained seed is evaluated in its own job
 # (so `--cores N` runs seeds side by side), then one notebook per non-control family draws the
 # phase-change figure with the control family beside it. Parameters: config["analyses"]["training_dynamics"];
-# the ICL positions default to those of head_scores.
+# the ICL windows and position bins are those of head_scores.
 
 CONTROL_FAMILIES = [f for f, s in plan.trained_families(config).items() if s.get("role") == "control"]
 DYNAMICS_FAMILIES = [f for f in plan.trained_families(config) if f not in CONTROL_FAMILIES]
 
 
 def dynamics_settings():
-    """The analysis's parameters, with the ICL positions of head_scores where it sets none."""
+    """The analysis's parameters, with the ICL windows and position bins of head_scores (the
+    checkpoint evaluation measures the same score as the final model's)."""
     own = config["analyses"].get("training_dynamics") or CONTRACTS["training_dynamics"].defaults()
     head = config["analyses"]["head_scores"]
-    return {**own, "icl_late": own["icl_late"] or head["icl_late"],
-            "icl_early": own["icl_early"] or head["icl_early"]}  # fmt: skip
+    return {**own, **{k: head[k] for k in ("icl_early", "icl_late", "position_bin")}}
 
 
 def family_seeds(family):
@@ -48,8 +48,10 @@ rule evaluate_checkpoints:
     wildcard_constraints:
         model=one_of(TRAINED),
     params:
-        icl=lambda wc: f"--icl-late {dynamics_settings()['icl_late']} "
-        f"--icl-early {dynamics_settings()['icl_early']}",
+        icl=lambda wc: "--icl-early {} {} --icl-late {} {} --bin-width {} --n-boot {}".format(
+            *dynamics_settings()["icl_early"], *dynamics_settings()["icl_late"],
+            dynamics_settings()["position_bin"], dynamics_settings()["n_bootstrap"],
+        ),
         limits=lambda wc: " ".join(
             f"--{key.replace('_', '-')} {dynamics_settings()[key]}"
             for key in ("max_heldout", "max_repeated")

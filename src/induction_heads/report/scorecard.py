@@ -19,7 +19,9 @@ Metric names read here are the contract with the analyses (see CONTRIBUTING.md):
 ``ov_top1_effective``; ``composition_scores``: ``k_composition_z_best_pair``; ``qk_circuit``:
 ``prev_token_positional_subdiagonal``; ``fuzzy_induction``: ``fuzzy_prefix_minus_unrelated``,
 ``fuzzy_prefix_minus_shuffled_positional``;
-``training_dynamics``: ``formation_fraction``; ``path_patching``: ``key_path_loss_share``,
+``training_dynamics``: ``formation_fraction``, ``seeds`` and per seed ``final_icl_score_s<seed>``
+(with its interval), ``icl_before_formation_s<seed>``, ``icl_cooccurs_s<seed>``, ``icl_lag_s<seed>``,
+``loss_bump_window_s<seed>``, ``formation_window_s<seed>``; ``path_patching``: ``key_path_loss_share``,
 ``key_path_loss_change``.
 """
 
@@ -237,6 +239,55 @@ def _formation(lk: Lookup) -> tuple[bool, str]:
     return frac >= 1.0, f"{f(frac)} of seeds"
 
 
+# In-context learning on natural text: the thresholds, fixed before the runs.
+ICL_MAX_REL_WIDTH = 1 / 3  # the final ICL score's interval is at most this × |score| wide
+ICL_BEFORE_MAX_FRACTION = 0.5  # |score before formation| at most this × |final score|
+
+
+def _per_seed(lk: Lookup, metric: str) -> list[tuple[int, Any]]:
+    return [(s, lk.value("training_dynamics", f"{metric}_s{s}")) for s in lk.value("training_dynamics", "seeds")]
+
+
+def _icl_final(lk: Lookup) -> tuple[bool, str]:
+    ok, shown = True, []
+    for s, score in _per_seed(lk, "final_icl_score"):
+        ci = lk.ci("training_dynamics", f"final_icl_score_s{s}")
+        if not ci:
+            return False, f"seed {s}: {f(score)} (no interval recorded)"
+        width = ci[1] - ci[0]
+        ok &= ci[1] < 0 and width <= ICL_MAX_REL_WIDTH * abs(score)
+        shown.append(f"s{s} {f(score)} [{f(ci[0])}, {f(ci[1])}] (width {f(width / abs(score)) if score else 'inf'}×|score|)")
+    return ok, "; ".join(shown)
+
+
+def _icl_before(lk: Lookup) -> tuple[bool, str]:
+    ok, shown = True, []
+    finals = dict(_per_seed(lk, "final_icl_score"))
+    for s, before in _per_seed(lk, "icl_before_formation"):
+        ok &= abs(before) <= ICL_BEFORE_MAX_FRACTION * abs(finals[s])
+        shown.append(f"s{s} {f(before)} before vs {f(finals[s])} at the end")
+    return ok, "; ".join(shown)
+
+
+def _icl_cooccurs(lk: Lookup) -> tuple[bool, str]:
+    ok, shown = True, []
+    for s, inside in _per_seed(lk, "icl_cooccurs"):
+        lag = lk.value("training_dynamics", f"icl_lag_s{s}")
+        ok &= bool(inside)
+        shown.append(f"s{s} lag {f(lag)} steps ({'inside' if inside else 'outside'} the formation window)")
+    return ok, "; ".join(shown)
+
+
+def _loss_bump(lk: Lookup) -> tuple[bool, str]:
+    ok, shown = True, []
+    for s, window in _per_seed(lk, "loss_bump_window"):
+        formation = lk.value("training_dynamics", f"formation_window_s{s}")
+        (b0, b1), (f0, f1) = (map(int, str(w).split("-")) for w in (window, formation))
+        ok &= b0 <= f1 and f0 <= b1
+        shown.append(f"s{s} bump {window} vs formation {formation}")
+    return ok, "; ".join(shown)
+
+
 ELHAGE, OLSSON, ARENA = "Elhage et al. 2021", "Olsson et al. 2022", "ARENA"
 
 CRITERIA: list[Criterion] = [
@@ -269,6 +320,17 @@ CRITERIA: list[Criterion] = [
               "interval above 0", ELHAGE, _key_path),
     Criterion("formation", "Induction heads form during training in every seed",
               "training_dynamics formation_fraction = 1", OLSSON, _formation),
+    Criterion("icl_final", "Every 2-layer seed predicts later tokens of natural text better at the "
+              "end of training", "every seed: final_icl_score's interval below 0 and at most "
+              "1/3 × |score| wide", OLSSON, _icl_final),
+    Criterion("icl_before", "Before the induction heads form, the ICL score is much smaller",
+              "every seed: |icl_before_formation| ≤ 0.5 × |final_icl_score|", OLSSON, _icl_before),
+    Criterion("icl_cooccurs", "The ICL score changes when the induction heads form",
+              "every seed: the ICL score's steepest fall lies inside the induction formation window",
+              OLSSON, _icl_cooccurs),
+    Criterion("loss_bump", "A bump in the held-out loss curve at the phase change",
+              "every seed: a loss bump (slope fall beyond the noise, log-token axis) whose window "
+              "overlaps the induction formation window", OLSSON, _loss_bump, exploratory=True),
 ]
 
 
