@@ -8,12 +8,15 @@ workflow does). ``evaluate`` reads one or more such folders and prints, per vari
 loss of the final weights in 16-token position bins on two sets of held-out windows:
 
 * ``stream``: windows cut from the held-out documents joined without BOS, at seeded
-  non-overlapping offsets (how the held-out set was built before: windows straddle documents);
+  non-overlapping offsets (the old held-out set: windows may straddle documents);
 * ``document``: every whole window inside one document, BOS first
   (:func:`induction_heads.datasets.document_windows`, what the workflow uses now);
 
-plus the ICL score (clustered by document), the best induction score, the repeat-loss ratio and
-the first checkpoint where the heads count as formed. It writes nothing under results/ unless
+plus the ICL score (clustered by document), the loss in the ICL score's early and late windows
+split by what exact induction would do there (:func:`induction_heads.icl.induction_targets`:
+copyable, misleading, unmatched), the largest attention of any head to the token 63 back (the
+distance at which the half-row repeats recur), the best induction score, the repeat-loss ratio
+and the first checkpoint where the heads count as formed. It writes nothing under results/ unless
 ``--out-dir`` says so.
 
     .venv/bin/python scripts/icl_diagnostic.py train --variant base --out-dir /tmp/diag/base
@@ -93,6 +96,19 @@ def evaluate(args) -> None:
             best = S.best_head(sc["induction"], S.induction_layers(model.cfg.n_layers))[1]
             progress.append({"step": step, "best_induction_score": best,
                              "loss_ratio": float(second.mean() / first.mean())})  # fmt: skip
+        # Where exact induction could help (copyable) or mislead (matched, not copyable), early
+        # and late: the final loss of each kind of prediction in the ICL score's two windows.
+        doc_w = windows["document"]
+        loss = S.per_token_loss(final, doc_w.tokens).numpy()
+        matched, copyable = icl.induction_targets(doc_w.tokens)
+        iw = icl.IclWindows.scaled(n_ctx)
+        for name, (start, stop) in (("early", iw.early), ("late", iw.late)):
+            cols = slice(start - 1, stop - 1)
+            L, m, c = loss[:, cols], matched[:, cols], copyable[:, cols]
+            row[f"{name}_copyable_share"] = round(float(c.mean()), 3)
+            row[f"{name}_loss_copyable"] = round(float(L[c].mean()), 3)
+            row[f"{name}_loss_misleading"] = round(float(L[m & ~c].mean()), 3)
+            row[f"{name}_loss_unmatched"] = round(float(L[~m].mean()), 3)
         # A head that attends a fixed distance back (the half-row repeat's 63 tokens) on text.
         offset = (n_ctx - 1) // 2
         pattern = S.attention_patterns(final, windows["document"].tokens[:200])

@@ -133,6 +133,17 @@ def test_icl_score_of_a_model_that_ignores_its_context_is_zero_within_its_interv
     assert est.ci[1] < -1.0, est
 
 
+def test_induction_targets_by_hand():
+    #            BOS  a  b  c  a  b  a  c
+    tokens = torch.tensor([[0, 1, 2, 3, 1, 2, 1, 3]])
+    matched, copyable = icl.induction_targets(tokens)
+    # column i predicts token i + 1 from token i: a (col 4) was seen at 1, followed by b = next: copyable;
+    # b (col 5) seen at 2, followed by c, but next is a: matched only; a (col 6): last seen at 4,
+    # followed by b, next is c: matched only.
+    assert matched[0].tolist() == [False, False, False, False, True, True, True]
+    assert copyable[0].tolist() == [False, False, False, False, True, False, False]
+
+
 # --------------------------------------------------------------------------- the loss bump
 
 STEPS = np.array([250, 500, 750, 1000, *range(1100, 2501, 100)])

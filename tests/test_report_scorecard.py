@@ -145,3 +145,14 @@ def test_a_not_applicable_analysis_makes_its_claims_na_not_fail(tmp_path):
     assert got["positional_qk"].status == S.NOT_APPLICABLE
     assert got["positional_qk"].observed == f"n/a (qk_circuit not applicable to attn2l-s0: {reason})"
     assert {i for i, o in got.items() if o.status != S.PASS} == {"positional_qk"}
+
+
+def test_icl_final_fails_when_the_interval_is_below_zero_but_too_wide(tmp_path):
+    """Below 0 is not enough: the interval must also be at most a third of |score| wide."""
+    m = Metrics("training_dynamics", "attn2l-s0", tmp_path / "d")
+    m.add("seeds", [0], "")
+    m.add("final_icl_score_s0", -0.3, "", ci=[-0.45, -0.05])
+    got = outcomes([m.write()])
+    assert got["icl_final"].status == S.FAIL and "width" in got["icl_final"].observed
+    m.add("final_icl_score_s0", -0.3, "", ci=[-0.34, -0.25])
+    assert outcomes([m.write()])["icl_final"].status == S.PASS

@@ -1,17 +1,22 @@
 """Induction heads over training (docs/methods/training_dynamics.md): the phase change.
 
-Three jobs, one section each:
+Four jobs, one section each:
 
 1. **Per-checkpoint evaluation** of one trained model (:func:`evaluate_checkpoints`): at every
-   saved step, the training loss (from ``train_log.jsonl``), the held-out loss, the in-context
-   learning score, the best induction and previous-token scores (and their heads), plus the
+   saved step, the training loss (from ``train_log.jsonl``), the held-out summary of
+   :meth:`icl.HeldoutSet.summary` (loss overall, by position bin, per token and per window; the
+   in-context learning score; document-clustered intervals), the best induction and
+   previous-token scores (and their heads), plus the
    *final* model's induction head traced back through training (its induction score and OV top-1
    copying accuracy) and the K-composition score between the final previous-token and induction
    heads. Written as JSON lines (``results/models/<model>/dynamics.jsonl``) by
    ``scripts/evaluate_checkpoints.py``.
 2. **Formation window** (:func:`formation_window`): where a score curve rises fastest, and the
    20 %→80 % span of its rise around that point; ``None`` when the curve never reaches a threshold.
-3. **Aggregation across seeds** (:func:`aggregate`, :func:`formation_fraction`).
+3. **In-context learning over training** (:func:`icl_over_training`, :func:`seed_loss_bump`): the
+   ICL score at the end, before formation and where it changes, beside the formation window; the
+   loss bump of the held-out loss (definitions: ``docs/methods/in_context_learning.md``).
+4. **Aggregation across seeds** (:func:`aggregate`, :func:`formation_fraction`).
 
 Step convention: checkpoint ``step_N.pt`` holds the weights after ``N`` optimiser updates. The
 training log's record ``{"step": s, "loss": …}`` holds the loss of the batch seen by the weights

@@ -161,6 +161,28 @@ def loss_by_position(
                          per.mean(axis=0), lo, hi)  # fmt: skip
 
 
+def induction_targets(tokens: Int[Tensor, "n pos"]) -> tuple[np.ndarray, np.ndarray]:
+    """Which predictions exact induction could get right, as loss-column masks ``[n, pos - 1]``.
+
+    Column ``i`` predicts token ``i + 1`` from token ``i``. ``matched``: token ``i`` occurred
+    earlier in the window (after BOS); ``copyable``: and the token after its most recent earlier
+    occurrence is token ``i + 1`` (copying it is right). A diagnostic of where an induction head
+    can help on natural text and where copying would mislead.
+    """
+    rows = np.asarray(tokens)
+    matched = np.zeros((rows.shape[0], rows.shape[1] - 1), dtype=bool)
+    copyable = np.zeros_like(matched)
+    for b, row in enumerate(rows):
+        last: dict[int, int] = {}
+        for i in range(1, len(row) - 1):
+            t = int(row[i])
+            if t in last:
+                matched[b, i] = True
+                copyable[b, i] = row[last[t] + 1] == row[i + 1]
+            last[t] = i
+    return matched, copyable
+
+
 # --------------------------------------------------------------------------------------------
 # The loss bump
 
