@@ -75,7 +75,8 @@ CASES = [
      [E + "models.attn2l.d_head: 8; expected n_heads x d_head = d_model for a trained model (2 x 8 = 16, d_model 32)"]),
     ("override-unknown-key", put("models.attn2l.training", {"step": 80}),
      [E + "models.attn2l.training.step: 80; expected one of the keys batch_size, checkpoints, "
-      "frac_random_repeat, frac_repeated_text, grad_clip, lr, pos_init_rms, random_repeat_fill, "
+      "frac_random_repeat, frac_repeated_text, grad_clip, late_frac_random_repeat, "
+      "late_frac_repeated_text, late_from_step, lr, pos_init_rms, random_repeat_fill, "
       "random_segment_max, random_segment_min, sinusoidal_pos_init, steps, tied_unembed_init, "
       "warmup_steps, weight_decay (did you mean 'steps'?)"]),
     ("override-bad-type", put("models.attn2l.training", {"lr": "fast"}),
@@ -83,6 +84,7 @@ CASES = [
     ("override-warmup-not-below-steps", put("models.attn2l.training", {"steps": 5}),
      [E + "training.warmup_steps: 5; expected fewer than models.attn2l.training.steps (5)",
       E + "training.checkpoints[0].stop: 40; expected at most models.attn2l.training.steps (5)",
+      E + "training.late_from_step: 20; expected fewer than models.attn2l.training.steps (5), or null",
       E + "analyses.training_dynamics.smooth_width: 3; expected at most the 2 checkpoints of model "
       "'attn2l' (training.checkpoints)"]),
     ("typo-top-level", put("trainig", {"steps": 3}),
@@ -119,13 +121,21 @@ CASES = [
       "the context of model 'attn2l' (n_ctx 64)",
       E + "data.repeated_tokens.seq_len: 32; expected at most 31: BOS + 2 x seq_len tokens must fit "
       "the context of model 'attn1l' (n_ctx 64)"]),
-    ("icl-beyond-context", both(put("models.attn1l.enabled", False), put("analyses.head_scores.icl_late", 64)),
-     [E + "analyses.head_scores.icl_late: 64; expected at most 63: the held-out rows of model 'attn2l-s0' have 64 tokens"]),
-    ("icl-early-not-before-late", put("analyses.head_scores.icl_early", 50),
-     [E + "analyses.head_scores.icl_early: 50; expected less than icl_late (50)"]),
-    ("dynamics-icl-beyond-context", both(put("models.attn1l.enabled", False),
-                                         put("analyses.training_dynamics.icl_late", 70)),
-     [E + "analyses.training_dynamics.icl_late: 70; expected at most 63: the held-out rows of model 'attn2l' have 64 tokens"]),
+    ("icl-window-empty", both(put("models.attn1l.enabled", False), put("analyses.head_scores.icl_early", [0.0, 0.01])),
+     [E + "analyses.head_scores.icl_early: [0.0, 0.01]; expected windows of at least one token each, after BOS, "
+      "in the 64-token held-out rows of model 'attn2l-s0' (here tokens [0, 1) and [48, 64))"]),
+    ("icl-window-reversed", put("analyses.head_scores.icl_late", [0.9, 0.8]),
+     [E + "analyses.head_scores.icl_late: [0.9, 0.8]; expected [start, stop] with start < stop"]),
+    ("icl-early-not-before-late", put("analyses.head_scores.icl_early", [0.5, 0.8]),
+     [E + "analyses.head_scores.icl_early: [0.5, 0.8]; expected a window that ends where icl_late starts (0.75) or before"]),
+    ("icl-window-beyond-context", put("analyses.head_scores.icl_late", [0.75, 1.5]),
+     [E + "analyses.head_scores.icl_late[1]: 1.5; expected a number in [0, 1]"]),
+    ("late-mix-over-one", both(put("training.late_from_step", 20), put("training.late_frac_repeated_text", 0.8),
+                               put("training.late_frac_random_repeat", 0.3)),
+     [E + "training.late_frac_random_repeat: 0.3; expected late_frac_repeated_text + late_frac_random_repeat <= 1 "
+      "(they sum to 1.1)"]),
+    ("late-mix-after-the-end", put("training.late_from_step", 40),
+     [E + "training.late_from_step: 40; expected fewer than training.steps (40), or null"]),
     ("random-segment-beyond-context", put("training.random_segment_max", 40),
      [E + "training.random_segment_max: 40; expected at most (n_ctx - 1) // 2 = 31: two copies must fit "
       "the context of model 'attn2l' (n_ctx 64)",

@@ -51,10 +51,10 @@ def test_schema_of_analyses_is_the_contracts():
 
 def test_defaults_are_filled_from_the_contracts():
     cfg = smoke()
-    # the ICL positions of the smoke models' short context; everything else left out
-    cfg["analyses"]["head_scores"] = {"thresholds": {"induction": 0.5}, "icl_late": 50, "icl_early": 5}
+    # other ICL windows; everything else left out
+    cfg["analyses"]["head_scores"] = {"thresholds": {"induction": 0.5}, "icl_late": [0.5, 1.0], "icl_early": [0.1, 0.2]}
     C.validate_config(cfg)
-    expected = CONTRACTS["head_scores"].defaults() | {"icl_late": 50, "icl_early": 5}
+    expected = CONTRACTS["head_scores"].defaults() | {"icl_late": [0.5, 1.0], "icl_early": [0.1, 0.2]}
     expected["thresholds"]["induction"] = 0.5
     assert cfg["analyses"]["head_scores"] == expected
     assert "olsson" not in cfg["analyses"]  # defaults never switch an analysis on
@@ -117,8 +117,8 @@ def test_notebook_parameters_refuse_a_missing_or_extra_name():
 
 def test_rule_only_parameters_stay_out_of_the_notebook():
     td = CONTRACTS["training_dynamics"]
-    assert {"icl_late", "max_heldout"} <= set(td.defaults())
-    assert not {"icl_late", "max_heldout"} & td.notebook_names()
+    assert {"max_repeated", "max_heldout"} <= set(td.defaults())
+    assert not {"max_repeated", "max_heldout"} & td.notebook_names()
 
 
 @pytest.mark.parametrize("label, parsed", [("0.0", (0, 0)), ("1.10", (1, 10)), ("12.3", (12, 3))])

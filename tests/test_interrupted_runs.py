@@ -86,7 +86,9 @@ def interrupted(smoke_run, tmp_path_factory):
     steps = {}
 
     # 1. retrain attn2l-s0, killed inside training right after its step-20 checkpoint
-    proc = guarded(workdir, args, "--forcerun", "train_model", f"{MODEL}/model_info.json",
+    # --force reruns only the target's job (--forcerun train_model would take the target as a
+    # rule name and retrain every seed, and the first to reach step 20 need not be this one)
+    proc = guarded(workdir, args, f"{MODEL}/model_info.json", "--force",
                    pause="checkpoint_saved:20", background=True)
     kill_at(workdir, proc, "checkpoint_saved:20")
     steps["training"] = {

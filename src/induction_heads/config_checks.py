@@ -237,10 +237,12 @@ def icl_windows_fit(config):
             continue
         try:
             IclWindows.scaled(window, early, late)
-        except ValueError as err:
+        except ValueError:
+            to_token = lambda f: int(round(f * window))  # noqa: E731  (as IclWindows.scaled)
             yield ConfigError("analyses.head_scores.icl_early", early,
-                              f"windows of at least one token each in the {window}-token held-out rows "
-                              f"of model {model!r} ({err})")  # fmt: skip
+                              f"windows of at least one token each, after BOS, in the {window}-token "
+                              f"held-out rows of model {model!r} (here tokens [{to_token(early[0])}, "
+                              f"{to_token(early[1])}) and [{to_token(late[0])}, {to_token(late[1])}))")  # fmt: skip
 
 
 @check
