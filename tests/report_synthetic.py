@@ -72,7 +72,7 @@ def _head_scores(m: Metrics, good: bool, control: bool) -> None:
     m.text("summary", f"The best induction head scores {induction:.2f}.")
     _heatmap(m, "induction_scores", "Induction score of every head: look for layer 1.",
              cmap=MAGENTA if not control else "viridis")
-    _line(m, "loss_by_position", "Loss per position: it drops in the second repeat.")
+    _line(m, "loss_per_position", "Loss per position: it drops in the second repeat.")
 
 
 def _write_attention_example(out: Path) -> None:

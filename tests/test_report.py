@@ -215,7 +215,7 @@ def test_number_formatting():
 
 
 def test_figures_folder_has_every_figure_in_three_formats(report):
-    for stem in ("attn2l-s0__head_scores__induction_scores", "attn1l-s0__head_scores__loss_by_position",
+    for stem in ("attn2l-s0__head_scores__induction_scores", "attn1l-s0__head_scores__loss_per_position",
                  "attn2l-s0__ablation__ablation_curve", "attn2l-s0__head_scores__attention_example"):
         for ext in ("svg", "png", "pdf"):
             assert (report.figures_dir / f"{stem}.{ext}").stat().st_size > 0
