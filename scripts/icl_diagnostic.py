@@ -61,15 +61,15 @@ def evaluate(args) -> None:
     from induction_heads import icl
     from induction_heads import scores as S
     from induction_heads.corpus import read_documents
-    from induction_heads.datasets import document_windows, repeated_random_tokens
-    from induction_heads.dynamics import first_formed_step
-    from induction_heads.tokenizer import bos_id, load_tokenizer, ordinary_token_ids
+    from induction_heads.datasets import document_windows, repeated_random_tokens, stream_windows
+    from induction_heads.dynamics import circuit_progress, first_formed_step
+    from induction_heads.tokenizer import bos_id, document_ids, load_tokenizer, ordinary_token_ids
     from induction_heads.weights import checkpoint_steps, load_checkpoint
 
     torch.set_num_threads(args.threads)
     tok = load_tokenizer(args.data_dir / "tokenizer.json")
     bos = bos_id(tok)
-    docs = [np.asarray(e.ids, dtype=np.int64) for e in tok.encode_batch(read_documents(args.heldout))]
+    docs = document_ids(tok, read_documents(args.heldout), bos)
     rep = repeated_random_tokens(ordinary_token_ids(tok), 50, batch=50, seed=0, bos=bos)
     out = []
     for model_dir in args.model_dirs:
@@ -88,31 +88,18 @@ def evaluate(args) -> None:
             row[kind] = {"n_windows": len(w.tokens), "n_documents": int(len(np.unique(w.doc))),
                          "bins": [round(float(m), 3) for m in curve.mean],
                          "icl_score": round(score.value, 3), "icl_ci": [round(c, 3) for c in score.ci]}  # fmt: skip
-        progress = []
-        for step in steps:
-            model = load_checkpoint(model_dir, step)
-            first, second = S.repeat_losses(S.per_token_loss(model, rep), 50)
-            sc = S.head_scores(S.attention_patterns(model, rep), 50)
-            best = S.best_head(sc["induction"], S.induction_layers(model.cfg.n_layers))[1]
-            progress.append({"step": step, "best_induction_score": best,
-                             "loss_ratio": float(second.mean() / first.mean())})  # fmt: skip
-        # Where exact induction could help (copyable) or mislead (matched, not copyable), early
-        # and late: the final loss of each kind of prediction in the ICL score's two windows.
+        progress = [{"step": step, **circuit_progress(load_checkpoint(model_dir, step), rep, 50,
+                                                      windows["document"].tokens[:24])}
+                    for step in steps]  # fmt: skip
+        # Where exact induction could help (copyable) or mislead, early and late: the final
+        # loss of each kind of prediction in the ICL score's two windows.
         doc_w = windows["document"]
-        loss = S.per_token_loss(final, doc_w.tokens).numpy()
-        matched, copyable = icl.induction_targets(doc_w.tokens)
-        iw = icl.IclWindows.scaled(n_ctx)
-        for name, (start, stop) in (("early", iw.early), ("late", iw.late)):
-            cols = slice(start - 1, stop - 1)
-            L, m, c = loss[:, cols], matched[:, cols], copyable[:, cols]
-            row[f"{name}_copyable_share"] = round(float(c.mean()), 3)
-            row[f"{name}_loss_copyable"] = round(float(L[c].mean()), 3)
-            row[f"{name}_loss_misleading"] = round(float(L[m & ~c].mean()), 3)
-            row[f"{name}_loss_unmatched"] = round(float(L[~m].mean()), 3)
+        kinds = icl.loss_by_prediction_kind(S.per_token_loss(final, doc_w.tokens), doc_w.tokens,
+                                            icl.IclWindows.scaled(n_ctx))  # fmt: skip
+        row.update({k: round(v, 3) for k, v in kinds.items()})
         # A head that attends a fixed distance back (the half-row repeat's 63 tokens) on text.
         offset = (n_ctx - 1) // 2
-        pattern = S.attention_patterns(final, windows["document"].tokens[:200])
-        at_offset = pattern.diagonal(offset=-offset, dim1=-2, dim2=-1).mean(dim=(1, -1))  # [layer head]
+        at_offset = S.attention_at_offset(S.attention_patterns(final, doc_w.tokens[:200]), offset)
         row[f"max_attention_at_offset_{offset}"] = round(float(at_offset.max()), 3)
         row["formed_at_step"] = first_formed_step(progress)
         row["final_induction_score"] = round(progress[-1]["best_induction_score"], 3)
@@ -121,21 +108,6 @@ def evaluate(args) -> None:
         out.append(row)
     if args.out:
         args.out.write_text(json.dumps(out, indent=1) + "\n")
-
-
-def stream_windows(docs: list[np.ndarray], n_ctx: int, bos: int, n_seq: int, seed: int):
-    """The old held-out set: documents joined without BOS, ``n_seq`` windows at seeded disjoint
-    slots, BOS first; ``doc`` is the document of each window's first token."""
-    from induction_heads.datasets import HeldoutWindows
-
-    stream = np.concatenate(docs)
-    owner = np.concatenate([np.full(len(d), i) for i, d in enumerate(docs)])
-    body = n_ctx - 1
-    n_slots = len(stream) // body
-    slots = np.sort(np.random.default_rng(seed).choice(n_slots, size=min(n_seq, n_slots), replace=False))
-    rows = np.stack([stream[s * body : (s + 1) * body] for s in slots])
-    tokens = torch.cat([torch.full((len(rows), 1), bos), torch.from_numpy(rows)], dim=1)
-    return HeldoutWindows(tokens, owner[slots * body], slots * body)
 
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
@@ -27,7 +26,7 @@ from induction_heads.config import training_config_dict, validate_config
 from induction_heads.corpus import read_documents
 from induction_heads.datasets import document_windows, repeated_random_tokens
 from induction_heads.dynamics import circuit_progress, first_formed_step
-from induction_heads.tokenizer import bos_id, load_tokenizer, ordinary_token_ids
+from induction_heads.tokenizer import bos_id, document_ids, load_tokenizer, ordinary_token_ids
 from induction_heads.training import ARCH_KEYS, model_and_sampler, train, training_config_from_dict
 
 
@@ -61,7 +60,7 @@ tok = load_tokenizer(args.data_dir / "tokenizer.json")
 bos = bos_id(tok)
 seq_len = config["data"]["repeated_tokens"]["seq_len"]
 rep = repeated_random_tokens(ordinary_token_ids(tok), seq_len, batch=24, seed=0, bos=bos)
-docs = [np.asarray(e.ids) for e in tok.encode_batch(read_documents(args.data_dir / "corpus" / "heldout.txt"))]
+docs = document_ids(tok, read_documents(args.data_dir / "corpus" / "heldout.txt"), bos)
 held = document_windows(docs, model.cfg.n_ctx, bos, n_seq=24, seed=0).tokens
 
 probes: list[dict] = []

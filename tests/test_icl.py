@@ -7,7 +7,7 @@ import torch
 
 from induction_heads import icl
 from induction_heads import scores as S
-from induction_heads.datasets import document_windows
+from induction_heads.datasets import document_windows, stream_windows
 from induction_heads.metrics import bootstrap_ci
 from induction_heads.planted import planted_induction_model
 from tests.conftest import noisy_model
@@ -29,6 +29,17 @@ def test_document_windows_stay_inside_one_document():
     assert torch.equal(first3.tokens, w.tokens[:3])
     with pytest.raises(ValueError, match="hold out more text"):
         document_windows(docs, n_ctx=10, bos=0, n_seq=9)
+
+
+def test_stream_windows_straddle_documents_and_name_the_first_tokens_document():
+    docs = [np.arange(100, 105), np.arange(200, 207), np.arange(300, 306)]  # 18 tokens: 4 slots of 4
+    w = stream_windows(docs, n_ctx=5, bos=0, n_seq=9, seed=0)  # asks for more than fit: all 4
+    stream = np.concatenate(docs)
+    assert w.offset.tolist() == [0, 4, 8, 12] and w.doc.tolist() == [0, 0, 1, 2]
+    assert (w.tokens[:, 0] == 0).all()
+    for row, off in zip(w.tokens, w.offset):
+        assert row[1:].tolist() == stream[off : off + 4].tolist()
+    assert w.tokens[1, 1:].tolist() == [104, 200, 201, 202]  # straddles documents 0 and 1
 
 
 # --------------------------------------------------------------------------- clustered bootstrap
@@ -84,6 +95,9 @@ def test_icl_windows_scale_with_the_context():
     assert icl.IclWindows.scaled(256).late == (192, 256)
     with pytest.raises(ValueError, match="early"):
         icl.IclWindows.scaled(128, early=(0.5, 0.9), late=(0.75, 1.0))
+    bad = icl.IclWindows.unchecked(128, (0.5, 0.9), (0.75, 1.0))  # what the plan-time check reports
+    assert (bad.early, bad.late) == ((64, 115), (96, 128))
+    assert icl.IclWindows.from_dict(w.as_dict()) == w
 
 
 def test_icl_score_and_position_curve_by_hand():
@@ -192,3 +206,15 @@ def test_loss_bump_finds_a_sudden_steepening():
     loss = _power_law(TOKENS) - drop + rng.normal(0, SIGMA, len(STEPS))
     bump = icl.loss_bump(STEPS, TOKENS, loss, loss + _replicates(rng))
     assert bump is not None and bump.start <= 1600 <= bump.end
+
+
+def test_loss_by_prediction_kind_on_a_hand_made_window():
+    # BOS 5 6 5 6 5 7: predicting from tokens 1, 2 (first occurrences), 3 and 4 (copying the token
+    # after the earlier occurrence is right), 5 (5 was followed by 6 before; the next token is 7).
+    tokens = torch.tensor([[0, 5, 6, 5, 6, 5, 7]])
+    loss = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])  # loss column i predicts token i + 1
+    got = icl.loss_by_prediction_kind(loss, tokens, icl.IclWindows((1, 3), (3, 7)))
+    assert got["early_copyable_share"] == 0.0 and got["early_loss_unmatched"] == 1.5
+    assert np.isnan(got["early_loss_copyable"]) and np.isnan(got["early_loss_misleading"])
+    assert got["late_copyable_share"] == 0.5
+    assert (got["late_loss_copyable"], got["late_loss_misleading"], got["late_loss_unmatched"]) == (4.5, 6.0, 3.0)

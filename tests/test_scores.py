@@ -146,3 +146,13 @@ def test_head_summary_searches_induction_heads_in_later_layers_and_adds_aliases(
     one_layer = {name: s[:1] for name, s in scores.items()}
     assert {n: v for n, v, _ in S.head_summary(one_layer, dict.fromkeys(S.SCORE_NAMES, 0.5))}[
         "best_induction_head"] == "0.0"
+
+
+def test_attention_at_offset_matches_a_loop():
+    g = torch.Generator().manual_seed(0)
+    patterns = torch.rand(2, 3, 4, 6, 6, generator=g)  # [layer batch head q k]
+    got = S.attention_at_offset(patterns, 2)
+    for layer in range(2):
+        for head in range(4):
+            values = [patterns[layer, b, head, q, q - 2] for b in range(3) for q in range(2, 6)]
+            assert torch.isclose(got[layer, head], torch.stack(values).mean())

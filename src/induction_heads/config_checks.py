@@ -223,26 +223,26 @@ def icl_windows_fit(config):
     least one token of every analysed model's rows (the checkpoint evaluation uses the same)."""
     hs = config["analyses"]["head_scores"]
     early, late = hs["icl_early"], hs["icl_late"]
-    for key, (start, stop) in (("icl_early", early), ("icl_late", late)):
-        if start >= stop:
-            yield ConfigError(f"analyses.head_scores.{key}", [start, stop], "[start, stop] with start < stop")
+    ordered = [ConfigError(f"analyses.head_scores.{key}", [start, stop], "[start, stop] with start < stop")
+               for key, (start, stop) in (("icl_early", early), ("icl_late", late)) if start >= stop]
     if early[1] > late[0]:
-        yield ConfigError("analyses.head_scores.icl_early", early,
-                          f"a window that ends where icl_late starts ({late[0]}) or before")  # fmt: skip
-    if early[0] >= early[1] or late[0] >= late[1] or early[1] > late[0]:
+        ordered.append(ConfigError("analyses.head_scores.icl_early", early,
+                                   f"a window that ends where icl_late starts ({late[0]}) or before"))  # fmt: skip
+    if ordered:
+        yield from ordered
         return
     for model, shape in analysed_models(config, "head_scores"):
         window = shape["window"]
         if window is None:
             continue
+        tokens = IclWindows.unchecked(window, early, late)
         try:
-            IclWindows.scaled(window, early, late)
+            tokens.check(window)
         except ValueError:
-            to_token = lambda f: int(round(f * window))  # noqa: E731  (as IclWindows.scaled)
             yield ConfigError("analyses.head_scores.icl_early", early,
                               f"windows of at least one token each, after BOS, in the {window}-token "
-                              f"held-out rows of model {model!r} (here tokens [{to_token(early[0])}, "
-                              f"{to_token(early[1])}) and [{to_token(late[0])}, {to_token(late[1])}))")  # fmt: skip
+                              f"held-out rows of model {model!r} (here tokens [{tokens.early[0]}, "
+                              f"{tokens.early[1]}) and [{tokens.late[0]}, {tokens.late[1]}))")  # fmt: skip
 
 
 @check

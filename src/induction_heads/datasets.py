@@ -64,6 +64,23 @@ def document_windows(
     return HeldoutWindows(tokens, doc, offset)
 
 
+def stream_windows(
+    docs: Sequence[np.ndarray], n_ctx: int, bos: int, n_seq: int, seed: int = 0
+) -> HeldoutWindows:
+    """The earlier held-out set, kept to compare with :func:`document_windows`: the documents
+    joined without BOS, ``n_seq`` windows of ``n_ctx - 1`` tokens at seeded disjoint slots (at most
+    as many as fit), BOS first; a window may straddle documents, and ``doc`` is that of its first
+    token."""
+    stream = np.concatenate(docs)
+    owner = np.concatenate([np.full(len(d), i) for i, d in enumerate(docs)])
+    body = n_ctx - 1
+    n_slots = len(stream) // body
+    slots = np.sort(np.random.default_rng(seed).choice(n_slots, size=min(n_seq, n_slots), replace=False))
+    rows = np.stack([stream[s * body : (s + 1) * body] for s in slots]).astype(np.int64)
+    tokens = torch.cat([torch.full((len(rows), 1), bos), torch.from_numpy(rows)], dim=1)
+    return HeldoutWindows(tokens, owner[slots * body], slots * body)
+
+
 def save_token_set(path: str | Path, tokens: Tensor, **meta) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +130,7 @@ def build_model_datasets(
     differs between architectures).
     """
     from .corpus import read_documents
-    from .tokenizer import ordinary_token_ids
+    from .tokenizer import document_ids, ordinary_token_ids
     from .weights import read_config, read_info
 
     cfg, info = read_config(model_dir), read_info(model_dir)
@@ -125,9 +142,7 @@ def build_model_datasets(
         raise ValueError(f"model {info.name!r}: seq_len {seq_len}: BOS + 2·seq_len exceeds n_ctx {cfg.n_ctx}")
     rep = repeated_random_tokens(ordinary, seq_len, batch, rep_seed, bos)
     save_token_set(Path(out_dir) / "repeated_tokens.pt", rep, seq_len=seq_len, seed=rep_seed, bos=bos)
-    # A document's own ids, without any BOS a hub tokenizer's post-processor adds.
-    docs = [ids[ids != bos] for ids in
-            (np.asarray(e.ids, dtype=np.int64) for e in tok.encode_batch(read_documents(Path(heldout_txt))))]
+    docs = document_ids(tok, read_documents(Path(heldout_txt)), bos)
     ctx = cfg.n_ctx if max_ctx is None else min(cfg.n_ctx, max_ctx)
     held = document_windows(docs, ctx, bos, n_heldout, heldout_seed)
     save_token_set(Path(out_dir) / "heldout_tokens.pt", held.tokens, seed=heldout_seed, bos=bos,

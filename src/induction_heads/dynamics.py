@@ -42,7 +42,7 @@ from . import scores as S
 from .circuits import ov_topk_accuracy, ov_topk_all_heads
 from .composition import composition_scores
 from .datasets import load_token_set
-from .icl import EARLY, LATE, HeldoutSet
+from .icl import EARLY, LATE, HeldoutSet, cluster_bootstrap, loss_bump
 from .metrics import atomic_write_text
 from .naming import parse_head_label
 from .weights import checkpoint_steps, load_checkpoint, read_info
@@ -448,8 +448,6 @@ def heldout_replicates(
     """Bootstrap replicates of the held-out loss curve over training, resampling documents: every
     checkpoint of a replicate uses the same documents (the checkpoints are evaluated on the same
     windows), so the noise of a change between checkpoints is the noise of a paired difference."""
-    from .icl import cluster_bootstrap
-
     ordered = sorted(records, key=lambda r: r["step"])
     per_window = np.array([r[key] for r in ordered], dtype=np.float64).T  # [window checkpoint]
     doc = np.asarray(ordered[0]["heldout_window_doc"])
@@ -458,8 +456,6 @@ def heldout_replicates(
 
 def seed_loss_bump(records: Sequence[dict], alpha: float = 0.05, n_boot: int = 1000, seed: int = 0):
     """The loss bump (:func:`icl.loss_bump`) of one seed's held-out loss on the log-token axis."""
-    from .icl import loss_bump
-
     ordered = sorted(records, key=lambda r: r["step"])
     if any(r.get("tokens") is None for r in ordered):
         return None  # no training log: no token axis

@@ -183,6 +183,26 @@ def induction_targets(tokens: Int[Tensor, "n pos"]) -> tuple[np.ndarray, np.ndar
     return matched, copyable
 
 
+def loss_by_prediction_kind(
+    loss: Float[Tensor, "n pos_minus_1"], tokens: Int[Tensor, "n pos"], windows: IclWindows
+) -> dict[str, float]:
+    """In each ICL window (``early``, ``late``), the share of predictions exact induction would get
+    right and the mean loss of three kinds of prediction (:func:`induction_targets`):
+    ``copyable`` (copying the token after the last earlier occurrence is right), ``misleading``
+    (the current token occurred before, but copying would be wrong) and ``unmatched`` (its first
+    occurrence). A kind with no prediction in a window has loss NaN."""
+    loss = np.asarray(loss, dtype=np.float64)
+    matched, copyable = induction_targets(tokens)
+    out = {}
+    for name, (start, stop) in (("early", windows.early), ("late", windows.late)):
+        cols = slice(start - 1, stop - 1)
+        L, m, c = loss[:, cols], matched[:, cols], copyable[:, cols]
+        out[f"{name}_copyable_share"] = float(c.mean())
+        for kind, mask in (("copyable", c), ("misleading", m & ~c), ("unmatched", ~m)):
+            out[f"{name}_loss_{kind}"] = float(L[mask].mean()) if mask.any() else float("nan")
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # The loss bump
 

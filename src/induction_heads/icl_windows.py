@@ -21,10 +21,20 @@ class IclWindows:
     def scaled(cls, n_ctx: int, early: Sequence[float] = EARLY, late: Sequence[float] = LATE) -> IclWindows:
         """Windows given as fractions ``[start, stop)`` of the context (tokens ``0 … n_ctx - 1``):
         by default tokens ``[n/16, n/8)`` and ``[3n/4, n)`` (8-15 and 96-127 of 128)."""
-        to_token = lambda f: int(round(f * n_ctx))  # noqa: E731
-        windows = cls((to_token(early[0]), to_token(early[1])), (to_token(late[0]), to_token(late[1])))
+        windows = cls.unchecked(n_ctx, early, late)
         windows.check(n_ctx)
         return windows
+
+    @classmethod
+    def unchecked(cls, n_ctx: int, early: Sequence[float], late: Sequence[float]) -> IclWindows:
+        """The token windows the fractions give, whether or not they are usable (see :meth:`check`)."""
+        to_token = lambda f: int(round(f * n_ctx))  # noqa: E731
+        return cls((to_token(early[0]), to_token(early[1])), (to_token(late[0]), to_token(late[1])))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> IclWindows:
+        """The inverse of :meth:`as_dict` (a record's ``icl_windows``)."""
+        return cls(tuple(d["early"]), tuple(d["late"]))
 
     def check(self, n_ctx: int) -> None:
         (e0, e1), (l0, l1) = self.early, self.late

@@ -97,6 +97,12 @@ def induction_scores(
     return head_scores(attention_patterns(model, rep_tokens), seq_len)["induction"]
 
 
+def attention_at_offset(patterns: Float[Tensor, "layer batch head q k"], offset: int) -> Float[Tensor, "layer head"]:
+    """Each head's mean attention from a query to the key ``offset`` positions before it (over
+    every query that has one): a head that attends by distance alone scores high on any text."""
+    return patterns.diagonal(offset=-offset, dim1=-2, dim2=-1).mean(dim=(1, -1))
+
+
 @torch.no_grad()
 def per_token_loss(
     model: HookedTransformer, tokens: Int[Tensor, "batch pos"], batch_size: int = 64

@@ -140,6 +140,16 @@ def encode_documents(tok: Tokenizer, docs: list[str], bos: int | None = None) ->
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
 
 
+def document_ids(tok: Tokenizer, docs: list[str], bos: int) -> list[np.ndarray]:
+    """Each document's token ids on its own (int64), without any BOS that a hub tokenizer's
+    post-processor adds: the windows built from them put the model's BOS first themselves."""
+    out = []
+    for enc in tok.encode_batch(docs):
+        ids = np.asarray(enc.ids, dtype=np.int64)
+        out.append(ids[ids != bos])
+    return out
+
+
 def single_token_id(tok: Tokenizer, text: str) -> int | None:
     """The id of ``text`` if it encodes to exactly one token, else None."""
     ids = tok.encode(text, add_special_tokens=False).ids

@@ -248,44 +248,50 @@ def _per_seed(lk: Lookup, metric: str) -> list[tuple[int, Any]]:
     return [(s, lk.value("training_dynamics", f"{metric}_s{s}")) for s in lk.value("training_dynamics", "seeds")]
 
 
+def _every_seed(lk: Lookup, metric: str, judge: Callable[[int, Any], tuple[bool, str]]) -> tuple[bool, str]:
+    """A claim that must hold for every seed: ``judge(seed, value of metric_s<seed>)`` gives each
+    seed's verdict and what is shown for it."""
+    verdicts = [judge(s, value) for s, value in _per_seed(lk, metric)]
+    return all(ok for ok, _ in verdicts), "; ".join(shown for _, shown in verdicts)
+
+
 def _icl_final(lk: Lookup) -> tuple[bool, str]:
-    ok, shown = True, []
     for s, score in _per_seed(lk, "final_icl_score"):
-        ci = lk.ci("training_dynamics", f"final_icl_score_s{s}")
-        if not ci:
+        if not lk.ci("training_dynamics", f"final_icl_score_s{s}"):
             return False, f"seed {s}: {f(score)} (no interval recorded)"
+
+    def judge(s, score):
+        ci = lk.ci("training_dynamics", f"final_icl_score_s{s}")
         width = ci[1] - ci[0]
-        ok &= ci[1] < 0 and width <= ICL_MAX_REL_WIDTH * abs(score)
-        shown.append(f"s{s} {f(score)} [{f(ci[0])}, {f(ci[1])}] (width {f(width / abs(score)) if score else 'inf'}×|score|)")
-    return ok, "; ".join(shown)
+        relative = f(width / abs(score)) if score else "inf"
+        return (ci[1] < 0 and width <= ICL_MAX_REL_WIDTH * abs(score),
+                f"s{s} {f(score)} [{f(ci[0])}, {f(ci[1])}] (width {relative}×|score|)")
+
+    return _every_seed(lk, "final_icl_score", judge)
 
 
 def _icl_before(lk: Lookup) -> tuple[bool, str]:
-    ok, shown = True, []
     finals = dict(_per_seed(lk, "final_icl_score"))
-    for s, before in _per_seed(lk, "icl_before_formation"):
-        ok &= abs(before) <= ICL_BEFORE_MAX_FRACTION * abs(finals[s])
-        shown.append(f"s{s} {f(before)} before vs {f(finals[s])} at the end")
-    return ok, "; ".join(shown)
+    return _every_seed(lk, "icl_before_formation", lambda s, before: (
+        abs(before) <= ICL_BEFORE_MAX_FRACTION * abs(finals[s]),
+        f"s{s} {f(before)} before vs {f(finals[s])} at the end"))
 
 
 def _icl_cooccurs(lk: Lookup) -> tuple[bool, str]:
-    ok, shown = True, []
-    for s, inside in _per_seed(lk, "icl_cooccurs"):
+    def judge(s, inside):
         lag = lk.value("training_dynamics", f"icl_lag_s{s}")
-        ok &= bool(inside)
-        shown.append(f"s{s} lag {f(lag)} steps ({'inside' if inside else 'outside'} the formation window)")
-    return ok, "; ".join(shown)
+        return bool(inside), f"s{s} lag {f(lag)} steps ({'inside' if inside else 'outside'} the formation window)"
+
+    return _every_seed(lk, "icl_cooccurs", judge)
 
 
 def _loss_bump(lk: Lookup) -> tuple[bool, str]:
-    ok, shown = True, []
-    for s, window in _per_seed(lk, "loss_bump_window"):
+    def judge(s, window):
         formation = lk.value("training_dynamics", f"formation_window_s{s}")
         (b0, b1), (f0, f1) = (map(int, str(w).split("-")) for w in (window, formation))
-        ok &= b0 <= f1 and f0 <= b1
-        shown.append(f"s{s} bump {window} vs formation {formation}")
-    return ok, "; ".join(shown)
+        return b0 <= f1 and f0 <= b1, f"s{s} bump {window} vs formation {formation}"
+
+    return _every_seed(lk, "loss_bump_window", judge)
 
 
 ELHAGE, OLSSON, ARENA = "Elhage et al. 2021", "Olsson et al. 2022", "ARENA"
