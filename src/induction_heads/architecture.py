@@ -19,6 +19,8 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from .unembed_loss import unembed_cross_entropy
+
 
 def attn_only_config(
     *,
@@ -110,11 +112,8 @@ class AttnOnlyTransformer(nn.Module):
         run load anywhere)."""
         return {k.replace("__", "."): v.detach().to("cpu", copy=True) for k, v in self.params.items()}
 
-    def forward(
-        self, tokens: Int[Tensor, "batch pos"], drop_last: bool = False
-    ) -> Float[Tensor, "batch pos d_vocab"]:
-        """Logits; with ``drop_last`` the last position is not unembedded (training needs no
-        prediction after the final token, and the unembedding is most of the cost)."""
+    def residual(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        """The residual stream after the last layer."""
         batch, n_pos = tokens.shape
         H, Dh = self.cfg.n_heads, self.cfg.d_head
         resid = self.p("embed.W_E")[tokens]  # [batch pos d_model]
@@ -134,9 +133,25 @@ class AttnOnlyTransformer(nn.Module):
             z = z.transpose(1, 2).reshape(batch, n_pos, H * Dh)
             w_o = self.p(a + "W_O").reshape(H * Dh, -1)  # [H*d_head d_model]
             resid = resid + F.linear(z, w_o.T, self.p(a + "b_O"))
+        return resid
+
+    def forward(
+        self, tokens: Int[Tensor, "batch pos"], drop_last: bool = False
+    ) -> Float[Tensor, "batch pos d_vocab"]:
+        """Logits; with ``drop_last`` the last position is not unembedded."""
+        resid = self.residual(tokens)
         if drop_last:
             resid = resid[:, :-1]
         return F.linear(resid, self.p("unembed.W_U").T, self.p("unembed.b_U"))
+
+    def next_token_loss(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, ""]:
+        """Mean next-token cross-entropy over every position but the last (training needs no
+        prediction after the final token), with the unembedding fused into the loss: the
+        unembedding is most of a step's cost, and unfused its log-softmax is a third of it."""
+        resid = self.residual(tokens)[:, :-1].flatten(0, 1)  # [batch*(pos-1) d_model]
+        return unembed_cross_entropy(
+            resid, self.p("unembed.W_U"), self.p("unembed.b_U"), tokens[:, 1:].flatten()
+        )
 
 
 def to_hooked_transformer(

@@ -16,6 +16,7 @@ Run with ``scripts/train_model.py`` (a rule of ``workflow/rules/models.smk``).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -24,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -132,9 +132,22 @@ class BatchSampler:
         return torch.from_numpy(rows)
 
 
-def lm_loss(logits_but_last: Tensor, tokens: Tensor) -> Tensor:
-    """Mean next-token cross-entropy, from the logits of every position but the last."""
-    return F.cross_entropy(logits_but_last.flatten(0, 1), tokens[:, 1:].flatten())
+def prepare_process(threads: int) -> None:
+    """Set the job's torch threads, and keep freed memory in the process (glibc only).
+
+    By default glibc hands a freed block of this size back to the operating system, so each
+    step's ``[tokens, vocab]`` logits land on fresh pages that the kernel must fault in and zero:
+    about a fifth of a training step on the 2-core machines measured (``scripts/benchmark.py``).
+    Keeping up to 32 MB blocks on the heap, and the heap untrimmed, reuses the same pages.
+    """
+    torch.set_num_threads(threads)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): nothing to tune
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    libc.mallopt(m_mmap_threshold, 32 * 2**20)  # glibc's largest allowed value
+    libc.mallopt(m_trim_threshold, 2**30)
 
 
 @torch.no_grad()
@@ -158,6 +171,44 @@ def initialise(model: AttnOnlyTransformer, cfg: TrainingConfig) -> None:
         w_u.copy_(w_e.T * (w_u.std() / w_e.std()))
 
 
+def make_optimizer(
+    model: AttnOnlyTransformer, cfg: TrainingConfig
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (weight decay on the weight matrices but ``W_pos``) with a linear warm-up to a
+    constant learning rate. The fused kernel updates every parameter in one pass."""
+    decay = [p for n, p in model.params.items() if "__W_" in n and "W_pos" not in n]
+    no_decay = [p for n, p in model.params.items() if not ("__W_" in n and "W_pos" not in n)]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0}],
+        lr=cfg.lr,
+        betas=cfg.betas,
+        fused=True,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps))
+    )
+    return opt, sched
+
+
+def training_step(
+    model: AttnOnlyTransformer,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    tokens: Int[Tensor, "batch n_ctx"],
+    grad_clip: float,
+) -> Tensor:
+    """One optimisation step on one batch; returns the batch's loss (a tensor: reading it
+    waits for the device)."""
+    loss = model.next_token_loss(tokens)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=True)
+    opt.step()
+    sched.step()
+    return loss
+
+
 def train(
     model: AttnOnlyTransformer,
     sampler: BatchSampler,
@@ -174,16 +225,7 @@ def train(
     torch.manual_seed(cfg.seed)
     initialise(model, cfg)
     model.to(device).train()
-    decay = [p for n, p in model.params.items() if "__W_" in n and "W_pos" not in n]
-    no_decay = [p for n, p in model.params.items() if not ("__W_" in n and "W_pos" not in n)]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0}],
-        lr=cfg.lr,
-        betas=cfg.betas,
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps))
-    )
+    opt, sched = make_optimizer(model, cfg)
     checkpoints = set(cfg.checkpoints) | {0, cfg.steps}
     records: list[dict] = []
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,13 +238,7 @@ def train(
             if step == cfg.steps:
                 break
             tokens = sampler.sample().to(device)
-            loss = lm_loss(model(tokens, drop_last=True), tokens)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
+            loss = training_step(model, opt, sched, tokens, cfg.grad_clip)
             tokens_seen += tokens.numel()
             if step % 25 == 0 or step == cfg.steps - 1:
                 elapsed = time.perf_counter() - t0
@@ -217,7 +253,7 @@ def train(
                 records.append(rec)
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.set_postfix(loss=f"{rec['loss']:.3f}")
     model.eval()
     return records
 
@@ -273,7 +309,7 @@ def train_model_to_dir(
     """Train one model (one seed) and save checkpoints, the log and the final weights."""
     from .weights import ModelInfo, save_model
 
-    torch.set_num_threads(train_cfg.threads)
+    prepare_process(train_cfg.threads)
     model, sampler = model_and_sampler(arch, train_cfg, tokenizer_path, stream_path)
     cfg = model.cfg
     out_dir = Path(out_dir)

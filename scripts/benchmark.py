@@ -1,0 +1,136 @@
+"""Where the time goes: the training step against this machine's matmul rate, and the last run's
+time per rule. Everything is measured in this one run, side by side, so the ratios compare.
+
+    .venv/bin/python scripts/benchmark.py                      # default config, every trained family
+    .venv/bin/python scripts/benchmark.py --models attn2l --steps 100 --results results
+
+Prints, per trained model family: the step's median wall time (drawing the batch included), its
+FLOPs (counted from the shapes: see ``induction_heads.benchmarking``), the rate achieved, the
+matmul probe's rate (a square fp32 product at the job's thread count), their ratio, tokens per
+second, and the share of each torch operation (profiler). Then the time per rule of the run
+under ``--results`` (its Snakemake benchmark files), if there is one.
+"""
+
+import argparse
+import platform
+import resource
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from induction_heads import benchmarking as B
+from induction_heads.config import trained_families, training_config_dict, validate_config
+from induction_heads.training import (
+    BatchSampler,
+    initialise,
+    make_optimizer,
+    prepare_process,
+    training_config_from_dict,
+    training_step,
+)
+from induction_heads.weights import device_from_config
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+parser.add_argument("--models", nargs="*", help="trained families to time (default: all)")
+parser.add_argument("--steps", type=int, default=60, help="timed steps per family")
+parser.add_argument("--warmup", type=int, default=10)
+parser.add_argument("--profile-steps", type=int, default=10)
+parser.add_argument("--threads", type=int, help="default: the config's threads_per_job")
+parser.add_argument("--device", help="default: the config's device")
+parser.add_argument("--unfused", action="store_true",
+                    help="also time the step with the unfused unembedding + F.cross_entropy, for comparison")
+parser.add_argument("--results", type=Path, default=Path("results"), help="a run's results folder")
+args = parser.parse_args()
+
+config = validate_config(yaml.safe_load(args.config.read_text()))
+threads = args.threads or config["threads_per_job"]
+device = device_from_config(args.device or config["device"])
+prepare_process(threads)
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+where = torch.cuda.get_device_name(device) if device.startswith("cuda") else cpu_name()
+print(f"machine: {where}; torch {torch.__version__}, CPU capability "
+      f"{torch.backends.cpu.get_cpu_capability()}; {threads} thread(s); device {device}")  # fmt: skip
+probe = B.matmul_rate(device)
+print(f"matmul probe: fp32 1024x1024x1024 product, {probe / 1e9:.1f} GFLOP/s (best of ~1 s)\n")
+
+families = trained_families(config)
+for family in args.models or list(families):
+    from induction_heads.architecture import AttnOnlyTransformer, attn_only_config
+
+    spec = families[family]
+    train_cfg = training_config_from_dict(training_config_dict(config, family), seed=0, threads=threads)
+    vocab = config["tokenizer"]["vocab_size"]
+    arch = {k: spec[k] for k in ("n_layers", "d_model", "n_heads", "d_head", "n_ctx")}
+    cfg = attn_only_config(**arch, d_vocab=vocab)
+    torch.manual_seed(0)
+    model = AttnOnlyTransformer(cfg)
+    initialise(model, train_cfg)
+    model.to(device).train()
+    # A random stream of the configured vocabulary: a step's cost does not depend on the text.
+    stream = np.random.default_rng(0).integers(1, vocab, size=64 * cfg.n_ctx * train_cfg.batch_size)
+    sampler = BatchSampler(stream, cfg.n_ctx, train_cfg, np.arange(1, vocab), bos=0)
+    opt, sched = make_optimizer(model, train_cfg)
+
+    def step():
+        return training_step(model, opt, sched, sampler.sample().to(device), train_cfg.grad_clip)
+
+    flops = B.training_step_flops(cfg, train_cfg.batch_size)
+    seconds = B.median(B.time_steps(step, args.steps, args.warmup, device))
+    rate = flops.total / seconds
+    tokens = train_cfg.batch_size * cfg.n_ctx
+    print(f"{family}: {cfg.n_layers} layer(s), d_model {cfg.d_model}, vocab {vocab}, "
+          f"batch {train_cfg.batch_size} x {cfg.n_ctx} tokens")  # fmt: skip
+    print(f"  training step     {seconds * 1e3:8.1f} ms   (median of {args.steps}; drawing the batch included)")
+    print(f"  FLOPs per step    {flops.total / 1e9:8.3f} G    (forward {flops.forward / 1e9:.3f}: projections "
+          f"{flops.attention_projections / 1e9:.3f}, attention {flops.attention_scores / 1e9:.3f}, "
+          f"unembedding {flops.unembed / 1e9:.3f}; backward 2x forward)")  # fmt: skip
+    print(f"  achieved          {rate / 1e9:8.1f} GFLOP/s = {rate / probe:.2f} of the matmul probe")
+    print(f"  tokens per second {tokens / seconds:8.0f}")
+    if args.unfused:
+
+        def unfused_step():
+            tokens_ = sampler.sample().to(device)
+            loss = F.cross_entropy(model(tokens_, drop_last=True).flatten(0, 1), tokens_[:, 1:].flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip, foreach=True)
+            opt.step()
+            sched.step()
+
+        unfused = B.median(B.time_steps(unfused_step, args.steps, args.warmup, device))
+        print(f"  unfused loss step {unfused * 1e3:8.1f} ms   (fused / unfused = {seconds / unfused:.2f})")
+    if not device.startswith("cuda"):
+        print(f"  where the time goes (torch profiler, {args.profile_steps} steps; shares of CPU time):")
+        for name, share in B.operation_breakdown(step, args.profile_steps):
+            print(f"    {share:6.1%}  {name}")
+    print()
+
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"peak RSS of this benchmark: {peak_mb:.0f} MB\n")
+
+bench_dir = args.results / "benchmarks"
+times = B.rule_times(bench_dir) if bench_dir.is_dir() else []
+if not times:
+    print(f"no finished run under {args.results} (its benchmarks/ folder holds each job's time)")
+else:
+    total = sum(t.seconds for t in times)
+    print(f"time per rule of the run under {args.results} (job seconds; {total:.0f} s in all):")
+    print(f"  {'rule':<26}{'jobs':>5}{'seconds':>10}{'share':>8}{'longest':>9}{'max RSS MB':>12}")
+    for t in times:
+        print(f"  {t.rule:<26}{t.jobs:>5}{t.seconds:>10.1f}{t.seconds / total:>8.1%}{t.longest:>9.1f}"
+              f"{t.max_rss_mb:>12.0f}")  # fmt: skip

@@ -1,0 +1,138 @@
+"""Measurements for ``scripts/benchmark.py``: the training step against the machine's matmul rate,
+where the step's time goes, and the time per rule of a finished run.
+
+FLOPs are counted from the shapes, two per multiply-add, for every matrix product of the
+training step: forward, plus twice the forward for the backward pass (the gradients with respect
+to each product's input and to its weight). Causal attention is counted as the lower triangle of
+the score matrix, the work a causal kernel cannot skip, so the count is not inflated by entries the
+mask discards. Embedding lookups, the softmax and the optimiser are not counted: they are the
+overhead the ratio exposes.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformer_lens import HookedTransformerConfig
+
+
+def _synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def matmul_rate(device: str = "cpu", n: int = 1024, seconds: float = 1.0) -> float:
+    """FLOP/s of a square fp32 ``n × n`` matrix product at the current thread count: the best of
+    repeated timings over about ``seconds`` (the best, because interference only slows it)."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    for _ in range(3):
+        a @ b
+    _synchronize(device)
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        _synchronize(device)
+        best = min(best, (time.perf_counter() - t0) / 4)
+    return 2 * n**3 / best
+
+
+@dataclass(frozen=True)
+class StepFlops:
+    """Forward FLOPs of one training step by part; ``total`` adds the backward pass (2×)."""
+
+    attention_projections: float  # W_Q, W_K, W_V, W_O
+    attention_scores: float  # q·k and pattern·v, causal triangle
+    unembed: float
+
+    @property
+    def forward(self) -> float:
+        return self.attention_projections + self.attention_scores + self.unembed
+
+    @property
+    def total(self) -> float:
+        return 3 * self.forward
+
+
+def training_step_flops(cfg: HookedTransformerConfig, batch: int) -> StepFlops:
+    """FLOPs of one step of the attention-only trainer on ``batch`` rows of ``cfg.n_ctx`` tokens
+    (the unembedding skips the last position, as the trainer does)."""
+    t, d, h, dh = cfg.n_ctx, cfg.d_model, cfg.n_heads, cfg.d_head
+    tokens = batch * t
+    projections = cfg.n_layers * 2 * tokens * d * (4 * h * dh)  # Q, K, V in; O out
+    pairs = t * (t + 1) // 2  # query-key pairs a causal head attends over
+    scores = cfg.n_layers * 2 * (2 * batch * h * pairs * dh)  # q·k, then pattern·v
+    unembed = 2 * batch * (t - 1) * d * cfg.d_vocab
+    return StepFlops(float(projections), float(scores), float(unembed))
+
+
+def time_steps(step: Callable[[], object], n_steps: int, n_warmup: int, device: str) -> list[float]:
+    """Wall seconds of each of ``n_steps`` calls of ``step`` after ``n_warmup`` untimed ones."""
+    for _ in range(n_warmup):
+        step()
+    _synchronize(device)
+    times = []
+    for _ in range(n_steps):
+        t0 = time.perf_counter()
+        step()
+        _synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def operation_breakdown(step: Callable[[], object], n_steps: int, top: int = 8) -> list[tuple[str, float]]:
+    """Share of the step's self CPU time per torch operation (torch profiler over ``n_steps``),
+    the ``top`` largest and the rest as ``"other"``. Shares, not times: the profiler slows every
+    operation, so only the proportions carry over to an unprofiled step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(n_steps):
+            step()
+    rows = [(e.key, e.self_cpu_time_total) for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    rows.sort(key=lambda r: -r[1])
+    total = sum(t for _, t in rows)
+    shares = [(name, t / total) for name, t in rows[:top]]
+    rest = sum(t for _, t in rows[top:]) / total
+    return shares + ([("other", rest)] if rest > 0 else [])
+
+
+@dataclass(frozen=True)
+class RuleTime:
+    rule: str
+    jobs: int
+    seconds: float  # summed over the rule's jobs
+    longest: float
+    max_rss_mb: float
+
+
+def rule_times(benchmark_dir: Path) -> list[RuleTime]:
+    """Time per rule of the run whose Snakemake benchmark files (``<rule>.tsv``, one per job)
+    lie under ``benchmark_dir``, largest first."""
+    by_rule: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for path in sorted(Path(benchmark_dir).rglob("*.tsv")):
+        with open(path) as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        if rows:
+            last = rows[-1]  # a rerun appends nothing: Snakemake rewrites the file
+            rss = float(last["max_rss"]) if last.get("max_rss", "NA") != "NA" else float("nan")
+            by_rule[path.stem].append((float(last["s"]), rss))
+    out = [
+        RuleTime(rule, len(jobs), sum(s for s, _ in jobs), max(s for s, _ in jobs),
+                 max(r for _, r in jobs))  # fmt: skip
+        for rule, jobs in by_rule.items()
+    ]
+    return sorted(out, key=lambda r: -r.seconds)
