@@ -5,6 +5,7 @@
 import os
 import sys
 
+from induction_heads.allocator import JOB_ENVIRONMENT
 from induction_heads.config import validate_config
 
 configfile: "config/config.yaml"
@@ -20,6 +21,10 @@ except ValueError as err:
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")  # jobs draw to files; no display needed
+# Keep freed memory in each job's process: glibc returned big blocks to the OS, and faulting
+# the pages back in cost a fifth of a training step (src/induction_heads/allocator.py).
+for _name, _value in JOB_ENVIRONMENT.items():
+    os.environ.setdefault(_name, _value)
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"

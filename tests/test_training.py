@@ -187,3 +187,12 @@ def test_train_model_to_dir_writes_a_loadable_model(tmp_path):
     final = load_checkpoint(tmp_path / "m", 6)
     tokens = torch.randint(0, tok.get_vocab_size(), (2, 10))
     torch.testing.assert_close(final(tokens), model(tokens))
+
+
+def test_freed_memory_is_kept_where_the_allocator_is_glibc():
+    import platform
+
+    from induction_heads.allocator import JOB_ENVIRONMENT, keep_freed_memory
+
+    assert keep_freed_memory() == (platform.libc_ver()[0] == "glibc")
+    assert set(JOB_ENVIRONMENT) == {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"}

@@ -16,7 +16,6 @@ Run with ``scripts/train_model.py`` (a rule of ``workflow/rules/models.smk``).
 
 from __future__ import annotations
 
-import ctypes
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +28,7 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .allocator import keep_freed_memory
 from .architecture import AttnOnlyTransformer, sinusoidal_positions
 from .config import ARCH_KEYS, checkpoint_schedule  # defined with the plan (no torch there)
 from .testhooks import pause_point
@@ -133,21 +133,10 @@ class BatchSampler:
 
 
 def prepare_process(threads: int) -> None:
-    """Set the job's torch threads, and keep freed memory in the process (glibc only).
-
-    By default glibc hands a freed block of this size back to the operating system, so each
-    step's ``[tokens, vocab]`` logits land on fresh pages that the kernel must fault in and zero:
-    about a fifth of a training step on the 2-core machines measured (``scripts/benchmark.py``).
-    Keeping up to 32 MB blocks on the heap, and the heap untrimmed, reuses the same pages.
-    """
+    """Set the job's torch threads and keep freed memory in the process (see
+    :mod:`induction_heads.allocator`: page faults were a fifth of a step)."""
     torch.set_num_threads(threads)
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (macOS, musl): nothing to tune
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    libc.mallopt(m_mmap_threshold, 32 * 2**20)  # glibc's largest allowed value
-    libc.mallopt(m_trim_threshold, 2**30)
+    keep_freed_memory()
 
 
 @torch.no_grad()
