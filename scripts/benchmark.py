@@ -44,6 +44,8 @@ parser.add_argument("--device", help="default: the config's device")
 parser.add_argument("--unfused", action="store_true",
                     help="also time the step with the unfused unembedding + F.cross_entropy, for comparison")
 parser.add_argument("--results", type=Path, default=Path("results"), help="a run's results folder")
+parser.add_argument("--against", type=Path, metavar="RESULTS",
+                    help="another run's results folder (e.g. a baseline run on this machine): rules side by side")
 args = parser.parse_args()
 
 config = validate_config(yaml.safe_load(args.config.read_text()))
@@ -127,10 +129,28 @@ bench_dir = args.results / "benchmarks"
 times = B.rule_times(bench_dir) if bench_dir.is_dir() else []
 if not times:
     print(f"no finished run under {args.results} (its benchmarks/ folder holds each job's time)")
-else:
+elif args.against is None:
     total = sum(t.seconds for t in times)
-    print(f"time per rule of the run under {args.results} (job seconds; {total:.0f} s in all):")
+    print(f"time per rule of the run under {args.results}: wall {B.run_wall_time(bench_dir):.0f} s, "
+          f"job time {total:.0f} s")  # fmt: skip
     print(f"  {'rule':<26}{'jobs':>5}{'seconds':>10}{'share':>8}{'longest':>9}{'max RSS MB':>12}")
     for t in times:
         print(f"  {t.rule:<26}{t.jobs:>5}{t.seconds:>10.1f}{t.seconds / total:>8.1%}{t.longest:>9.1f}"
               f"{t.max_rss_mb:>12.0f}")  # fmt: skip
+else:
+    base_dir = args.against / "benchmarks"
+    base = {t.rule: t for t in B.rule_times(base_dir)}
+    ours = {t.rule: t for t in times}
+    wall, base_wall = B.run_wall_time(bench_dir), B.run_wall_time(base_dir)
+    job, base_job = sum(t.seconds for t in times), sum(t.seconds for t in base.values())
+    print(f"this run ({args.results}) against {args.against}:")
+    print(f"  wall      {wall:8.0f} s vs {base_wall:8.0f} s = {wall / base_wall:.2f}")
+    print(f"  job time  {job:8.0f} s vs {base_job:8.0f} s = {job / base_job:.2f}")
+    print(f"  {'rule':<26}{'jobs':>10}{'seconds':>20}{'ratio':>8}{'max RSS MB':>16}")
+    for rule in sorted(set(ours) | set(base), key=lambda r: -(base[r].seconds if r in base else 0)):
+        a_, b_ = ours.get(rule), base.get(rule)
+        jobs = f"{a_.jobs if a_ else 0} / {b_.jobs if b_ else 0}"
+        secs = f"{a_.seconds if a_ else 0:.1f} / {b_.seconds if b_ else 0:.1f}"
+        ratio = f"{a_.seconds / b_.seconds:.2f}" if a_ and b_ and b_.seconds else "-"
+        rss = f"{a_.max_rss_mb if a_ else 0:.0f} / {b_.max_rss_mb if b_ else 0:.0f}"
+        print(f"  {rule:<26}{jobs:>10}{secs:>20}{ratio:>8}{rss:>16}")

@@ -136,3 +136,20 @@ def rule_times(benchmark_dir: Path) -> list[RuleTime]:
         for rule, jobs in by_rule.items()
     ]
     return sorted(out, key=lambda r: -r.seconds)
+
+
+def run_wall_time(benchmark_dir: Path) -> float:
+    """Wall seconds of the run whose benchmark files lie under ``benchmark_dir``: from the first
+    job's start (its file's time less its duration) to the last job's end (Snakemake writes each
+    file when its job ends)."""
+    starts, ends = [], []
+    for path in Path(benchmark_dir).rglob("*.tsv"):
+        with open(path) as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        if rows:
+            end = path.stat().st_mtime
+            starts.append(end - float(rows[-1]["s"]))
+            ends.append(end)
+    if not ends:
+        raise FileNotFoundError(f"no benchmark files under {benchmark_dir}")
+    return max(ends) - min(starts)
