@@ -102,6 +102,14 @@ def test_per_token_loss_matches_transformer_lens(tiny_model):
     torch.testing.assert_close(ours, theirs.detach(), rtol=1e-5, atol=1e-5)
 
 
+def test_patterns_and_loss_of_one_pass_equal_transformer_lens(tiny_model):
+    tokens = torch.randint(0, 40, (3, 15))
+    patterns, loss = S.patterns_and_loss(tiny_model, tokens)
+    torch.testing.assert_close(patterns, S.patterns_from_qk(tiny_model, tokens))
+    theirs = tiny_model(tokens, return_type="loss", loss_per_token=True)
+    torch.testing.assert_close(loss, theirs.detach(), rtol=1e-5, atol=1e-5)
+
+
 def test_repeat_losses_pick_the_right_predictions():
     seq_len = 3
     loss = torch.arange(6.0)[None]  # loss[:, i] predicts token i + 1

@@ -140,12 +140,13 @@ def behaviour(
     held_tokens: Int[Tensor, "n_seq n_ctx"],
     batch_size: int = 64,
 ) -> Behaviour:
-    first, second = S.repeat_losses(S.per_token_loss(model, rep_tokens, batch_size), seq_len)
+    patterns, rep_loss = S.patterns_and_loss(model, rep_tokens)  # one pass over the repeated tokens
+    first, second = S.repeat_losses(rep_loss, seq_len)
     return Behaviour(
         held_loss=S.per_token_loss(model, held_tokens, batch_size),
         first_repeat=first,
         second_repeat=second,
-        scores=S.head_scores(S.attention_patterns(model, rep_tokens), seq_len),
+        scores=S.head_scores(patterns, seq_len),
     )
 
 

@@ -21,10 +21,30 @@ SCORE_NAMES = ("current_token", "previous_token", "first_token", "duplicate_toke
 def attention_patterns(
     model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
 ) -> Float[Tensor, "layer batch head q k"]:
-    """Every layer's attention pattern (from TransformerLens's cache)."""
+    """Every layer's attention pattern (from TransformerLens's cache). The unembedding is not
+    computed: at a vocabulary of 50k it would be most of the cost."""
     _, cache = model.run_with_cache(
-        tokens.to(model.cfg.device), names_filter=lambda n: n.endswith("hook_pattern")
+        tokens.to(model.cfg.device), names_filter=_is_pattern, return_type=None
     )
+    return _stacked_patterns(model, cache)
+
+
+@torch.no_grad()
+def patterns_and_loss(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
+) -> tuple[Float[Tensor, "layer batch head q k"], Float[Tensor, "batch pos_minus_1"]]:
+    """The attention patterns and the per-token loss (:func:`next_token_losses`) from one forward
+    pass, where both are needed of the same tokens."""
+    tokens = tokens.to(model.cfg.device)
+    logits, cache = model.run_with_cache(tokens, names_filter=_is_pattern)
+    return _stacked_patterns(model, cache), next_token_losses(logits, tokens).cpu()
+
+
+def _is_pattern(hook_name: str) -> bool:
+    return hook_name.endswith("hook_pattern")
+
+
+def _stacked_patterns(model: HookedTransformer, cache) -> Float[Tensor, "layer batch head q k"]:
     return torch.stack([cache["pattern", layer] for layer in range(model.cfg.n_layers)]).cpu()
 
 
@@ -111,10 +131,18 @@ def per_token_loss(
     out = []
     for chunk in tokens.split(batch_size):
         chunk = chunk.to(model.cfg.device)
-        logits = model(chunk, return_type="logits")
-        logprobs = logits[:, :-1].log_softmax(-1)
-        out.append(-logprobs.gather(-1, chunk[:, 1:, None])[..., 0].cpu())
+        out.append(next_token_losses(model(chunk, return_type="logits"), chunk).cpu())
     return torch.cat(out)
+
+
+def next_token_losses(
+    logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "batch pos"]
+) -> Float[Tensor, "batch pos_minus_1"]:
+    """``-log p(tokens[:, i + 1])`` from the logits at position ``i``, as the log-sum-exp minus the
+    target's logit: no log-softmax tensor of the logits' size is written (half the time of
+    ``log_softmax`` + ``gather`` on CPU)."""
+    logits = logits[:, :-1].float()
+    return torch.logsumexp(logits, dim=-1) - logits.gather(-1, tokens[:, 1:, None])[..., 0]
 
 
 def repeat_losses(
