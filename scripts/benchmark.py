@@ -7,8 +7,9 @@ time per rule. Everything is measured in this one run, side by side, so the rati
 Prints, per trained model family: the step's median wall time (drawing the batch included), its
 FLOPs (counted from the shapes: see ``induction_heads.benchmarking``), the rate achieved, the
 matmul probe's rate (a square fp32 product at the job's thread count), their ratio, tokens per
-second, and the share of each torch operation (profiler). Then the time per rule of the run
-under ``--results`` (its Snakemake benchmark files), if there is one.
+second, and the share of each torch operation (profiler). Then what every notebook job pays
+to start and stop (with and without Python's final garbage collection, which the project skips),
+and the time per rule of the run under ``--results`` (its Snakemake benchmark files), if there is one.
 """
 
 import argparse
@@ -43,6 +44,8 @@ parser.add_argument("--threads", type=int, help="default: the config's threads_p
 parser.add_argument("--device", help="default: the config's device")
 parser.add_argument("--unfused", action="store_true",
                     help="also time the step with the unfused unembedding + F.cross_entropy, for comparison")
+parser.add_argument("--notebook-repeats", type=int, default=3,
+                    help="papermill runs of an imports-only notebook, with and without the final GC (0: skip)")
 parser.add_argument("--results", type=Path, default=Path("results"), help="a run's results folder")
 parser.add_argument("--against", type=Path, metavar="RESULTS",
                     help="another run's results folder (e.g. a baseline run on this machine): rules side by side")
@@ -121,6 +124,17 @@ for family in args.models or list(families):
         for name, share in B.operation_breakdown(step, args.profile_steps):
             print(f"    {share:6.1%}  {name}")
     print()
+
+if args.notebook_repeats:
+    print("notebook job start-up and shutdown (papermill on a notebook that only imports what the analyses do):")
+    timed = {gc: [] for gc in (True, False)}
+    for _ in range(args.notebook_repeats):  # alternated, so a busy machine slows both alike
+        for gc in timed:
+            timed[gc] += B.notebook_job_seconds(final_gc=gc, repeats=1)
+    with_gc, without = B.median(timed[True]), B.median(timed[False])
+    print(f"  with the final garbage collection    {with_gc:6.2f} s  (runs {' '.join(f'{v:.2f}' for v in timed[True])})")
+    print(f"  without (the project's default)      {without:6.2f} s  (runs {' '.join(f'{v:.2f}' for v in timed[False])})")
+    print(f"  ratio {without / with_gc:.2f}\n")
 
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"peak RSS of this benchmark: {peak_mb:.0f} MB\n")

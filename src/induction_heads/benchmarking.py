@@ -153,3 +153,40 @@ def run_wall_time(benchmark_dir: Path) -> float:
     if not ends:
         raise FileNotFoundError(f"no benchmark files under {benchmark_dir}")
     return max(ends) - min(starts)
+
+
+# The analysis notebooks' first import cell, as far as start-up is concerned.
+NOTEBOOK_IMPORTS = (
+    "import torch\nimport transformer_lens\nimport matplotlib.pyplot\nimport seaborn\n"
+    "import induction_heads.plots, induction_heads.scores"
+)
+
+
+def notebook_job_seconds(final_gc: bool, repeats: int = 3) -> list[float]:
+    """Wall seconds of papermill running a notebook that only imports what the analyses import
+    (:data:`NOTEBOOK_IMPORTS`): the start-up and shutdown every notebook job pays, with or without
+    the final garbage collection (``INDUCTION_HEADS_FINAL_GC``, see ``induction_heads/__init__``).
+    papermill and the kernel are this interpreter's (its ``bin/`` first on PATH)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "INDUCTION_HEADS_FINAL_GC": "1" if final_gc else "0"}  # fmt: skip
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+            "source": NOTEBOOK_IMPORTS}  # fmt: skip
+    notebook = {"cells": [cell], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
+    seconds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "imports.ipynb", Path(tmp) / "out.ipynb"
+        src.write_text(json.dumps(notebook))
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([str(Path(bin_dir) / "papermill"), "--no-progress-bar", str(src), str(out)],
+                           env=env, check=True, capture_output=True)  # fmt: skip
+            seconds.append(time.perf_counter() - start)
+    return seconds
