@@ -91,7 +91,7 @@ CASES = [
      [E + 'trainig: {"steps": 3}; expected one of the keys analyses, corpus, data, device, '
       "downloads_dir, lock_dir, models, report, threads_per_job, tokenizer, training (did you mean 'training'?)"]),
     ("typo-model-entry", put("models.attn2l.n_layer", 2),
-     [E + "models.attn2l.n_layer: 2; expected one of the keys d_head, d_model, enabled, n_ctx, n_heads, "
+     [E + "models.attn2l.n_layer: 2; expected one of the keys d_head, d_model, data, enabled, n_ctx, n_heads, "
       "n_layers, role, seeds, source, training (did you mean 'n_layers'?)"]),
     ("typo-analysis-parameter", put("analyses.ablation.n_text_sequence", 8),
      [E + "analyses.ablation.n_text_sequence: 8; expected one of the keys circuit, circuit_kind, "
@@ -118,9 +118,24 @@ CASES = [
      [E + "models: every model disabled (attn1l, attn2l); expected at least one model with enabled: true"]),
     ("repeated-tokens-beyond-context", put("data.repeated_tokens.seq_len", 32),
      [E + "data.repeated_tokens.seq_len: 32; expected at most 31: BOS + 2 x seq_len tokens must fit "
-      "the context of model 'attn2l' (n_ctx 64)",
+      "the context of model 'attn2l' (n_ctx 64); or set models.attn2l.data.repeated_tokens.seq_len",
       E + "data.repeated_tokens.seq_len: 32; expected at most 31: BOS + 2 x seq_len tokens must fit "
-      "the context of model 'attn1l' (n_ctx 64)"]),
+      "the context of model 'attn1l' (n_ctx 64); or set models.attn1l.data.repeated_tokens.seq_len"]),
+    ("repeated-tokens-override-beyond-context", put("models.attn1l.data", {"repeated_tokens": {"seq_len": 40}}),
+     [E + "models.attn1l.data.repeated_tokens.seq_len: 40; expected at most 31: BOS + 2 x seq_len tokens must "
+      "fit the context of model 'attn1l' (n_ctx 64)"]),
+    ("short-context-model", put("models.attn1l.n_ctx", 40),
+     [E + "training.random_segment_max: 20; expected at most (n_ctx - 1) // 2 = 19: two copies must fit the "
+      "context of model 'attn1l' (n_ctx 40)",
+      E + "data.repeated_tokens.seq_len: 20; expected at most 19: BOS + 2 x seq_len tokens must fit the "
+      "context of model 'attn1l' (n_ctx 40); or set models.attn1l.data.repeated_tokens.seq_len",
+      E + "analyses.olsson_scores.n_tokens: 15; expected at most 9: BOS + 4 x 15 tokens (61) must fit the "
+      "context of model 'attn1l-s0' (n_ctx 40)"]),
+    ("attention-example-beyond-a-models-override",
+     both(put("models.attn1l.data", {"repeated_tokens": {"seq_len": 10}}), put("analyses.head_scores.example_len", 12)),
+     [E + "analyses.head_scores.example_len: 12; expected at most models.attn1l.data.repeated_tokens.seq_len (10)"]),
+    ("data-override-unknown-section", put("models.attn2l.data", {"synonyms": {"max_sense_rank": 2}}),
+     [E + 'models.attn2l.data.synonyms: {"max_sense_rank": 2}; expected one of the keys heldout, repeated_tokens']),
     ("icl-window-empty", both(put("models.attn1l.enabled", False), put("analyses.head_scores.icl_early", [0.0, 0.01])),
      [E + "analyses.head_scores.icl_early: [0.0, 0.01]; expected windows of at least one token each, after BOS, "
       "in the 64-token held-out rows of model 'attn2l-s0' (here tokens [0, 1) and [48, 64))"]),

@@ -79,6 +79,23 @@ def test_changing_one_parameter_reruns_only_its_dependents(smoke_run, tmp_path):
         assert f"results/{model}/composition_scores/metrics.json" in proc.stdout + proc.stderr
 
 
+def test_a_models_own_data_settings_rerun_only_that_model(smoke_run, tmp_path):
+    """models.<entry>.data overrides the shared data block for that entry's instances only."""
+    workdir, args = smoke_run
+    change = tmp_path / "change.yaml"
+    change.write_text(yaml.safe_dump({"models": {"attn1l": {"data": {"repeated_tokens": {"seq_len": 16}}}}}))
+    proc = snakemake(workdir, "-n", "-p", args[0], args[1], str(change), *args[2:])
+    out = proc.stdout + proc.stderr
+    datasets = [line for line in out.splitlines() if "make_datasets.py" in line]
+    assert len(datasets) == 1 and "--model-dir results/models/attn1l-s0 " in datasets[0], datasets
+    assert "--seq-len 16 " in datasets[0]
+    outputs = [ln.split("output:", 1)[1] for ln in out.splitlines() if ln.strip().startswith("output:")]
+    assert any("results/attn1l-s0/head_scores/" in o for o in outputs), outputs
+    # the 2-layer seeds keep their data and analyses (only the report and the figures that show
+    # the control beside them are redone)
+    assert not [o for o in outputs if "results/data/attn2l" in o or "results/attn2l-s" in o], outputs
+
+
 def job_inputs(proc, rule: str) -> list[str]:
     """The input files of the (first) job of ``rule`` in a dry run's listing."""
     lines = (proc.stdout + proc.stderr).splitlines()

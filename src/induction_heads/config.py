@@ -118,14 +118,37 @@ def _overrides_of(training: dict) -> dict:
     }
 
 
+# The sections of ``data`` a model entry may override (the synonym candidates are shared by all).
+PER_MODEL_DATA = ("repeated_tokens", "heldout")
+
+
+def _data_overrides_of(data: dict) -> dict:
+    """A model entry's ``data:``: the :data:`PER_MODEL_DATA` sections of the shared block, any of
+    their keys, none required, no defaults (a default here would override the shared value)."""
+    sections = {}
+    for name in PER_MODEL_DATA:
+        section = data["properties"][name]
+        props = {k: {p: v for p, v in sub.items() if p != "default"} for k, sub in section["properties"].items()}
+        sections[name] = {"type": "object", "additionalProperties": False, "properties": props}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": sections,
+        "description": "overrides of the shared `data` keys (repeated_tokens, heldout), for this model only",
+        "x-expected": "a mapping with repeated_tokens and/or heldout",
+    }
+
+
 @functools.cache
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
     """The YAML schema, with the parts derived in code: ``analyses`` from the contracts and a
     model entry's ``training`` overrides from the shared ``training`` block. Parsed once per
-    process (the Snakefile needs it for every trained family); callers must not modify it."""
+    process (the Snakefile needs it for every trained family); callers must not modify it. A model
+    entry's ``data`` overrides come from the shared ``data`` block the same way."""
     schema = yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     schema["properties"]["analyses"] = analyses_schema()
     schema["$defs"]["training_overrides"] = _overrides_of(schema["$defs"]["training"])
+    schema["$defs"]["data_overrides"] = _data_overrides_of(schema["properties"]["data"])
     return schema
 
 
@@ -250,6 +273,21 @@ def training_config_dict(config: dict, family: str) -> dict:
     merged = copy.deepcopy(config["training"])
     merged.update(config["models"][family].get("training", {}))
     return merged
+
+
+def data_config_dict(config: dict, family: str) -> dict:
+    """The shared ``data`` block with the model entry's own ``data`` overrides applied (per section)."""
+    merged = copy.deepcopy(config["data"])
+    for section, values in config["models"][family].get("data", {}).items():
+        merged[section] = {**merged[section], **values}
+    return merged
+
+
+def data_key(config: dict, family: str, section: str, key: str) -> str:
+    """Where a merged data value came from: the model's override, or the shared block."""
+    if key in config["models"][family].get("data", {}).get(section, {}):
+        return f"models.{family}.data.{section}.{key}"
+    return f"data.{section}.{key}"
 
 
 # --------------------------------------------------------------------------- the plan

@@ -17,6 +17,8 @@ from .config import (
     Plain,
     analyses_for,
     checkpoint_schedule,
+    data_config_dict,
+    data_key,
     model_instances,
     trained_families,
     training_config_dict,
@@ -134,11 +136,13 @@ def training_fits_the_model(config, name, entry):
 @model_check()
 def repeated_tokens_fit(config, name, entry):
     n_ctx = _shape(name, entry).get("n_ctx")
-    seq_len = config["data"]["repeated_tokens"]["seq_len"]
+    seq_len = data_config_dict(config, name)["repeated_tokens"]["seq_len"]
+    key = data_key(config, name, "repeated_tokens", "seq_len")
     if n_ctx is not None and 1 + 2 * seq_len > n_ctx:
-        yield ConfigError("data.repeated_tokens.seq_len", seq_len,
+        hint = "" if key.startswith("models.") else f"; or set models.{name}.data.repeated_tokens.seq_len"
+        yield ConfigError(key, seq_len,
                           f"at most {(n_ctx - 1) // 2}: BOS + 2 x seq_len tokens must fit the "
-                          f"context of model {name!r} (n_ctx {n_ctx})")  # fmt: skip
+                          f"context of model {name!r} (n_ctx {n_ctx}){hint}")  # fmt: skip
 
 
 # Fuzzy induction needs mutually unrelated synonym pairs whose two words are single tokens of the
@@ -247,10 +251,15 @@ def icl_windows_fit(config):
 
 @check
 def attention_example_fits(config):
-    n, seq_len = config["analyses"]["head_scores"]["example_len"], config["data"]["repeated_tokens"]["seq_len"]
-    if n > seq_len:
-        yield ConfigError("analyses.head_scores.example_len", n,
-                          f"at most data.repeated_tokens.seq_len ({seq_len})")  # fmt: skip
+    """The attention example is a stretch of each model's repeated tokens (one error per limit)."""
+    n = config["analyses"]["head_scores"]["example_len"]
+    limits = {}
+    for name, entry in config["models"].items():
+        seq_len = data_config_dict(config, name)["repeated_tokens"]["seq_len"]
+        if entry.get("enabled", True) and n > seq_len:
+            limits[data_key(config, name, "repeated_tokens", "seq_len")] = seq_len
+    for key, seq_len in limits.items():
+        yield ConfigError("analyses.head_scores.example_len", n, f"at most {key} ({seq_len})")
 
 
 @check

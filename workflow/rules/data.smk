@@ -52,6 +52,11 @@ rule tokenizer:
         "--vocab-size {config[tokenizer][vocab_size]} --out {output.tokenizer} > {log} 2>&1"
 
 
+def model_data(model):
+    """The data settings of one model instance: the shared `data` block and its entry's `data:`."""
+    return plan.data_config_dict(config, MODELS[model]["family"])
+
+
 rule datasets:
     input:
         info="results/models/{model}/model_info.json",
@@ -60,11 +65,11 @@ rule datasets:
         repeated="results/data/{model}/repeated_tokens.pt",
         heldout="results/data/{model}/heldout_tokens.pt",
     params:
-        rep=config["data"]["repeated_tokens"],
-        held=config["data"]["heldout"],
-        n_held=(
-            f"--n-heldout {config['data']['heldout']['n_sequences']}"
-            if config["data"]["heldout"]["n_sequences"]
+        rep=lambda wc: model_data(wc.model)["repeated_tokens"],
+        held=lambda wc: model_data(wc.model)["heldout"],
+        n_held=lambda wc: (
+            f"--n-heldout {model_data(wc.model)['heldout']['n_sequences']}"
+            if model_data(wc.model)["heldout"]["n_sequences"]
             else ""
         ),
         max_ctx=lambda wc: (
