@@ -7,7 +7,9 @@ time per rule. Everything is measured in this one run, side by side, so the rati
 Prints, per trained model family: the step's median wall time (drawing the batch included), its
 FLOPs (counted from the shapes: see ``induction_heads.benchmarking``), the rate achieved, the
 matmul probe's rate (a square fp32 product at the job's thread count), their ratio, tokens per
-second, and the share of each torch operation (profiler). Then what every notebook job pays
+second, the step in ``--jobs`` training processes at once (as the DAG runs them, one per core:
+they share the caches and the memory bandwidth), and the share of each torch operation
+(profiler). Then what every notebook job pays
 to start and stop (with and without Python's final garbage collection, which the project skips),
 and the time per rule of the run under ``--results`` (its Snakemake benchmark files), if there is one.
 """
@@ -17,21 +19,13 @@ import platform
 import resource
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
 
 from induction_heads import benchmarking as B
-from induction_heads.config import trained_families, training_config_dict, validate_config
-from induction_heads.training import (
-    BatchSampler,
-    initialise,
-    make_optimizer,
-    prepare_process,
-    training_config_from_dict,
-    training_step,
-)
+from induction_heads.config import trained_families, validate_config
+from induction_heads.training import prepare_process
 from induction_heads.weights import device_from_config
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,6 +36,8 @@ parser.add_argument("--warmup", type=int, default=10)
 parser.add_argument("--profile-steps", type=int, default=10)
 parser.add_argument("--threads", type=int, help="default: the config's threads_per_job")
 parser.add_argument("--device", help="default: the config's device")
+parser.add_argument("--jobs", type=int, default=2,
+                    help="also time the step in this many training processes at once (1: skip)")
 parser.add_argument("--unfused", action="store_true",
                     help="also time the step with the unfused unembedding + F.cross_entropy, for comparison")
 parser.add_argument("--notebook-repeats", type=int, default=3,
@@ -75,25 +71,10 @@ print(f"matmul probe: fp32 1024x1024x1024 product, {probe / 1e9:.1f} GFLOP/s (be
 
 families = trained_families(config)
 for family in args.models or list(families):
-    from induction_heads.architecture import AttnOnlyTransformer, attn_only_config
-
-    spec = families[family]
-    train_cfg = training_config_from_dict(training_config_dict(config, family), seed=0, threads=threads)
-    vocab = config["tokenizer"]["vocab_size"]
-    arch = {k: spec[k] for k in ("n_layers", "d_model", "n_heads", "d_head", "n_ctx")}
-    cfg = attn_only_config(**arch, d_vocab=vocab)
-    torch.manual_seed(0)
-    model = AttnOnlyTransformer(cfg)
-    initialise(model, train_cfg)
-    model.to(device).train()
-    # A random stream of the configured vocabulary: a step's cost does not depend on the text.
-    stream = np.random.default_rng(0).integers(1, vocab, size=64 * cfg.n_ctx * train_cfg.batch_size)
-    sampler = BatchSampler(stream, cfg.n_ctx, train_cfg, np.arange(1, vocab), bos=0)
-    opt, sched = make_optimizer(model, train_cfg)
-
-    def step():
-        return training_step(model, opt, sched, sampler.sample().to(device), train_cfg.grad_clip)
-
+    bench = B.bench_training(config, family, threads, device)
+    cfg, train_cfg, model, opt, sched, sampler = (bench.cfg, bench.train_cfg, bench.model, bench.opt,
+                                                  bench.sched, bench.sampler)  # fmt: skip
+    step, vocab = bench.step, cfg.d_vocab
     flops = B.training_step_flops(cfg, train_cfg.batch_size)
     seconds = B.median(B.time_steps(step, args.steps, args.warmup, device))
     rate = flops.total / seconds
@@ -106,6 +87,10 @@ for family in args.models or list(families):
           f"unembedding {flops.unembed / 1e9:.3f}; backward 2x forward)")  # fmt: skip
     print(f"  achieved          {rate / 1e9:8.1f} GFLOP/s = {rate / probe:.2f} of the matmul probe")
     print(f"  tokens per second {tokens / seconds:8.0f}")
+    if args.jobs > 1:
+        each = B.concurrent_step_seconds(config, family, threads, device, args.jobs, args.steps, args.warmup)
+        print(f"  {args.jobs} jobs at once  {' '.join(f'{v * 1e3:.1f}' for v in each)} ms each "
+              f"({B.median(each) / seconds:.2f} of the step alone; the DAG runs one training job per core)")
     if args.unfused:
 
         def unfused_step():

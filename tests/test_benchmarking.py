@@ -47,3 +47,21 @@ def test_rule_times_sum_jobs_per_rule_and_the_wall_time_spans_the_run(tmp_path):
 
 def test_the_matmul_probe_reports_a_positive_rate():
     assert B.matmul_rate(n=64, seconds=0.05) > 0
+
+
+def test_concurrent_jobs_each_time_the_same_training_step_as_one_job_does():
+    """The concurrent timing builds each job's step as the single-job timing does (same model,
+    same first batch), and every job reports a time."""
+    from pathlib import Path
+
+    import yaml
+
+    from induction_heads.config import validate_config
+
+    config = validate_config(yaml.safe_load((Path(__file__).parents[1] / "config/smoke.yaml").read_text()))
+    a, b = (B.bench_training(config, "attn2l", 1, "cpu") for _ in range(2))
+    assert torch.equal(a.sampler.sample(), b.sampler.sample())
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
+    assert float(a.step()) == float(b.step())  # the loss of the first step
+    seconds = B.concurrent_step_seconds(config, "attn2l", 1, "cpu", n_jobs=2, n_steps=2, n_warmup=1)
+    assert len(seconds) == 2 and all(s > 0 for s in seconds)

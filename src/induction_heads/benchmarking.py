@@ -93,6 +93,93 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+@dataclass
+class BenchTraining:
+    """One trained family's model, optimiser and batch sampler, set up as training sets them up,
+    on a random token stream (a step's cost does not depend on the text)."""
+
+    cfg: HookedTransformerConfig
+    train_cfg: object  # training.TrainingConfig
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: object
+    sampler: object  # training.BatchSampler
+    device: str
+
+    def step(self):
+        from .training import training_step
+
+        tokens = self.sampler.sample().to(self.device)
+        return training_step(self.model, self.opt, self.sched, tokens, self.train_cfg.grad_clip)
+
+
+def bench_training(config: dict, family: str, threads: int, device: str) -> BenchTraining:
+    import numpy as np
+
+    from .architecture import AttnOnlyTransformer, attn_only_config
+    from .config import trained_families, training_config_dict
+    from .training import BatchSampler, initialise, make_optimizer, training_config_from_dict
+
+    spec = trained_families(config)[family]
+    train_cfg = training_config_from_dict(training_config_dict(config, family), seed=0, threads=threads)
+    vocab = config["tokenizer"]["vocab_size"]
+    arch = {k: spec[k] for k in ("n_layers", "d_model", "n_heads", "d_head", "n_ctx")}
+    cfg = attn_only_config(**arch, d_vocab=vocab)
+    torch.manual_seed(0)
+    model = AttnOnlyTransformer(cfg)
+    initialise(model, train_cfg)
+    model.to(device).train()
+    stream = np.random.default_rng(0).integers(1, vocab, size=64 * cfg.n_ctx * train_cfg.batch_size)
+    sampler = BatchSampler(stream, cfg.n_ctx, train_cfg, np.arange(1, vocab), bos=0)
+    opt, sched = make_optimizer(model, train_cfg)
+    return BenchTraining(cfg, train_cfg, model, opt, sched, sampler, device)
+
+
+def _timed_job(spec_path: str, index: int) -> None:
+    """A worker of :func:`concurrent_step_seconds` (run as ``python -c``, so that no script's
+    top level is re-run): set up, say so, wait for the signal, time, print the median."""
+    import json
+
+    from .training import prepare_process
+
+    spec = json.loads(Path(spec_path).read_text())
+    prepare_process(spec["threads"])
+    bench = bench_training(spec["config"], spec["family"], spec["threads"], spec["device"])
+    folder = Path(spec_path).parent
+    (folder / f"ready.{index}").touch()
+    while not (folder / "go").exists():  # every job starts timing together, as the DAG's jobs overlap
+        time.sleep(0.01)
+    print(median(time_steps(bench.step, spec["n_steps"], spec["n_warmup"], spec["device"])))
+
+
+def concurrent_step_seconds(
+    config: dict, family: str, threads: int, device: str, n_jobs: int, n_steps: int, n_warmup: int
+) -> list[float]:
+    """The median step time of each of ``n_jobs`` training processes run at once (the DAG runs
+    one training job per core): what the machine's shared caches and memory bandwidth leave each."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "spec.json"
+        spec.write_text(json.dumps({"config": config, "family": family, "threads": threads, "device": device,
+                                    "n_steps": n_steps, "n_warmup": n_warmup}))  # fmt: skip
+        code = "import sys; from induction_heads.benchmarking import _timed_job; _timed_job(sys.argv[1], int(sys.argv[2]))"
+        jobs = [subprocess.Popen([sys.executable, "-c", code, str(spec), str(i)], stdout=subprocess.PIPE, text=True)
+                for i in range(n_jobs)]  # fmt: skip
+        while not all((Path(tmp) / f"ready.{i}").exists() for i in range(n_jobs)):
+            if any(job.poll() not in (None, 0) for job in jobs):
+                raise RuntimeError("a benchmark job failed before it was ready")
+            time.sleep(0.05)
+        (Path(tmp) / "go").touch()
+        outputs = [job.communicate()[0] for job in jobs]
+        if any(job.returncode for job in jobs):
+            raise RuntimeError("a concurrent benchmark job failed")
+    return [float(out.strip().splitlines()[-1]) for out in outputs]
+
+
 def operation_breakdown(step: Callable[[], object], n_steps: int, top: int = 8) -> list[tuple[str, float]]:
     """Share of the step's self CPU time per torch operation (torch profiler over ``n_steps``),
     the ``top`` largest and the rest as ``"other"``. Shares, not times: the profiler slows every
