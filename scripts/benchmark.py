@@ -20,7 +20,6 @@ import resource
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 import yaml
 
 from induction_heads import benchmarking as B
@@ -72,14 +71,12 @@ print(f"matmul probe: fp32 1024x1024x1024 product, {probe / 1e9:.1f} GFLOP/s (be
 families = trained_families(config)
 for family in args.models or list(families):
     bench = B.bench_training(config, family, threads, device)
-    cfg, train_cfg, model, opt, sched, sampler = (bench.cfg, bench.train_cfg, bench.model, bench.opt,
-                                                  bench.sched, bench.sampler)  # fmt: skip
-    step, vocab = bench.step, cfg.d_vocab
+    cfg, train_cfg = bench.cfg, bench.train_cfg
     flops = B.training_step_flops(cfg, train_cfg.batch_size)
-    seconds = B.median(B.time_steps(step, args.steps, args.warmup, device))
+    seconds = B.median(B.time_steps(bench.step, args.steps, args.warmup, device))
     rate = flops.total / seconds
     tokens = train_cfg.batch_size * cfg.n_ctx
-    print(f"{family}: {cfg.n_layers} layer(s), d_model {cfg.d_model}, vocab {vocab}, "
+    print(f"{family}: {cfg.n_layers} layer(s), d_model {cfg.d_model}, vocab {cfg.d_vocab}, "
           f"batch {train_cfg.batch_size} x {cfg.n_ctx} tokens")  # fmt: skip
     print(f"  training step     {seconds * 1e3:8.1f} ms   (median of {args.steps}; drawing the batch included)")
     print(f"  FLOPs per step    {flops.total / 1e9:8.3f} G    (forward {flops.forward / 1e9:.3f}: projections "
@@ -92,30 +89,17 @@ for family in args.models or list(families):
         print(f"  {args.jobs} jobs at once  {' '.join(f'{v * 1e3:.1f}' for v in each)} ms each "
               f"({B.median(each) / seconds:.2f} of the step alone; the DAG runs one training job per core)")
     if args.unfused:
-
-        def unfused_step():
-            tokens_ = sampler.sample().to(device)
-            loss = F.cross_entropy(model(tokens_, drop_last=True).flatten(0, 1), tokens_[:, 1:].flatten())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip, foreach=True)
-            opt.step()
-            sched.step()
-
-        unfused = B.median(B.time_steps(unfused_step, args.steps, args.warmup, device))
+        unfused = B.median(B.time_steps(bench.unfused_step, args.steps, args.warmup, device))
         print(f"  unfused loss step {unfused * 1e3:8.1f} ms   (fused / unfused = {seconds / unfused:.2f})")
     if not device.startswith("cuda"):
         print(f"  where the time goes (torch profiler, {args.profile_steps} steps; shares of CPU time):")
-        for name, share in B.operation_breakdown(step, args.profile_steps):
+        for name, share in B.operation_breakdown(bench.step, args.profile_steps):
             print(f"    {share:6.1%}  {name}")
     print()
 
 if args.notebook_repeats:
     print("notebook job start-up and shutdown (papermill on a notebook that only imports what the analyses do):")
-    timed = {gc: [] for gc in (True, False)}
-    for _ in range(args.notebook_repeats):  # alternated, so a busy machine slows both alike
-        for gc in timed:
-            timed[gc] += B.notebook_job_seconds(final_gc=gc, repeats=1)
+    timed = B.notebook_job_seconds(args.notebook_repeats)
     with_gc, without = B.median(timed[True]), B.median(timed[False])
     print(f"  with the final garbage collection    {with_gc:6.2f} s  (runs {' '.join(f'{v:.2f}' for v in timed[True])})")
     print(f"  without (the project's default)      {without:6.2f} s  (runs {' '.join(f'{v:.2f}' for v in timed[False])})")

@@ -112,6 +112,20 @@ class BenchTraining:
         tokens = self.sampler.sample().to(self.device)
         return training_step(self.model, self.opt, self.sched, tokens, self.train_cfg.grad_clip)
 
+    def unfused_step(self) -> None:
+        """The same step with the unembedding and the loss unfused (logits, then F.cross_entropy):
+        what the fused loss is compared with."""
+        import torch.nn.functional as F
+
+        tokens = self.sampler.sample().to(self.device)
+        logits = self.model(tokens, drop_last=True)
+        loss = F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_cfg.grad_clip, foreach=True)
+        self.opt.step()
+        self.sched.step()
+
 
 def bench_training(config: dict, family: str, threads: int, device: str) -> BenchTraining:
     import numpy as np
@@ -249,10 +263,11 @@ NOTEBOOK_IMPORTS = (
 )
 
 
-def notebook_job_seconds(final_gc: bool, repeats: int = 3) -> list[float]:
+def notebook_job_seconds(repeats: int = 3) -> dict[bool, list[float]]:
     """Wall seconds of papermill running a notebook that only imports what the analyses import
-    (:data:`NOTEBOOK_IMPORTS`): the start-up and shutdown every notebook job pays, with or without
-    the final garbage collection (``INDUCTION_HEADS_FINAL_GC``, see ``induction_heads/__init__``).
+    (:data:`NOTEBOOK_IMPORTS`): the start-up and shutdown every notebook job pays, keyed by whether
+    Python's final garbage collection ran (``INDUCTION_HEADS_FINAL_GC``, see
+    ``induction_heads/__init__``). The two settings alternate, so a busy machine slows both alike.
     papermill and the kernel are this interpreter's (its ``bin/`` first on PATH)."""
     import json
     import os
@@ -261,19 +276,20 @@ def notebook_job_seconds(final_gc: bool, repeats: int = 3) -> list[float]:
     import tempfile
 
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-           "INDUCTION_HEADS_FINAL_GC": "1" if final_gc else "0"}  # fmt: skip
     cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
             "source": NOTEBOOK_IMPORTS}  # fmt: skip
     notebook = {"cells": [cell], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
                 "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
-    seconds = []
+    seconds: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "imports.ipynb", Path(tmp) / "out.ipynb"
         src.write_text(json.dumps(notebook))
         for _ in range(repeats):
-            start = time.perf_counter()
-            subprocess.run([str(Path(bin_dir) / "papermill"), "--no-progress-bar", str(src), str(out)],
-                           env=env, check=True, capture_output=True)  # fmt: skip
-            seconds.append(time.perf_counter() - start)
+            for final_gc in seconds:
+                env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+                       "INDUCTION_HEADS_FINAL_GC": "1" if final_gc else "0"}  # fmt: skip
+                start = time.perf_counter()
+                subprocess.run([str(Path(bin_dir) / "papermill"), "--no-progress-bar", str(src), str(out)],
+                               env=env, check=True, capture_output=True)  # fmt: skip
+                seconds[final_gc].append(time.perf_counter() - start)
     return seconds

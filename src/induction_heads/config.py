@@ -105,17 +105,14 @@ def _validator_with_defaults(schema: dict):
     return cls(schema)
 
 
-def _overrides_of(training: dict) -> dict:
-    """A model entry's ``training:``: any key of the shared block, none required, no defaults
-    (a default here would override the shared value)."""
-    props = {k: {p: v for p, v in sub.items() if p != "default"} for k, sub in training["properties"].items()}
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": props,
-        "description": "overrides of the shared `training` keys, for this model only",
-        "x-expected": "a mapping of `training` keys",
-    }
+def _overrides_of(block: dict, description: str | None = None, expected: str | None = None) -> dict:
+    """A model entry's override of a shared block (``training``, a section of ``data``): any of
+    its keys, none required, no defaults (a default here would override the shared value)."""
+    props = {k: {p: v for p, v in sub.items() if p != "default"} for k, sub in block["properties"].items()}
+    schema = {"type": "object", "additionalProperties": False, "properties": props}
+    if description:
+        schema |= {"description": description, "x-expected": expected}
+    return schema
 
 
 # The sections of ``data`` a model entry may override (the synonym candidates are shared by all).
@@ -123,17 +120,11 @@ PER_MODEL_DATA = ("repeated_tokens", "heldout")
 
 
 def _data_overrides_of(data: dict) -> dict:
-    """A model entry's ``data:``: the :data:`PER_MODEL_DATA` sections of the shared block, any of
-    their keys, none required, no defaults (a default here would override the shared value)."""
-    sections = {}
-    for name in PER_MODEL_DATA:
-        section = data["properties"][name]
-        props = {k: {p: v for p, v in sub.items() if p != "default"} for k, sub in section["properties"].items()}
-        sections[name] = {"type": "object", "additionalProperties": False, "properties": props}
+    """A model entry's ``data:``: overrides of the :data:`PER_MODEL_DATA` sections."""
     return {
         "type": "object",
         "additionalProperties": False,
-        "properties": sections,
+        "properties": {name: _overrides_of(data["properties"][name]) for name in PER_MODEL_DATA},
         "description": "overrides of the shared `data` keys (repeated_tokens, heldout), for this model only",
         "x-expected": "a mapping with repeated_tokens and/or heldout",
     }
@@ -147,7 +138,10 @@ def load_schema(path: Path = SCHEMA_PATH) -> dict:
     entry's ``data`` overrides come from the shared ``data`` block the same way."""
     schema = yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     schema["properties"]["analyses"] = analyses_schema()
-    schema["$defs"]["training_overrides"] = _overrides_of(schema["$defs"]["training"])
+    schema["$defs"]["training_overrides"] = _overrides_of(
+        schema["$defs"]["training"], "overrides of the shared `training` keys, for this model only",
+        "a mapping of `training` keys",
+    )
     schema["$defs"]["data_overrides"] = _data_overrides_of(schema["properties"]["data"])
     return schema
 
@@ -283,11 +277,13 @@ def data_config_dict(config: dict, family: str) -> dict:
     return merged
 
 
-def data_key(config: dict, family: str, section: str, key: str) -> str:
-    """Where a merged data value came from: the model's override, or the shared block."""
-    if key in config["models"][family].get("data", {}).get(section, {}):
-        return f"models.{family}.data.{section}.{key}"
-    return f"data.{section}.{key}"
+def override_key(config: dict, family: str, block: str, key: str) -> str:
+    """Where a merged value came from: the model entry's override (``models.<family>.<block>.<key>``)
+    or the shared block (``<block>.<key>``); ``block`` is dotted (``training``, ``data.heldout``)."""
+    node = config["models"][family]
+    for part in block.split("."):
+        node = node.get(part, {})
+    return f"models.{family}.{block}.{key}" if key in node else f"{block}.{key}"
 
 
 # --------------------------------------------------------------------------- the plan

@@ -18,8 +18,8 @@ from .config import (
     analyses_for,
     checkpoint_schedule,
     data_config_dict,
-    data_key,
     model_instances,
+    override_key,
     trained_families,
     training_config_dict,
 )
@@ -92,17 +92,10 @@ def entry_can_be_obtained(config, name, entry):
 # --------------------------------------------------------------------------- training
 
 
-def _training_key(config: dict, family: str, key: str) -> str:
-    """Where a merged training value came from: the model's override, or the shared block."""
-    if key in config["models"][family].get("training", {}):
-        return f"models.{family}.training.{key}"
-    return f"training.{key}"
-
-
 @model_check("train")
 def training_fits_the_model(config, name, entry):
     t = training_config_dict(config, name)
-    at = lambda key: _training_key(config, name, key)  # noqa: E731
+    at = lambda key: override_key(config, name, "training", key)  # noqa: E731
     steps = t["steps"]
     if t["warmup_steps"] >= steps:
         yield ConfigError(at("warmup_steps"), t["warmup_steps"], f"fewer than {at('steps')} ({steps})")
@@ -137,7 +130,7 @@ def training_fits_the_model(config, name, entry):
 def repeated_tokens_fit(config, name, entry):
     n_ctx = _shape(name, entry).get("n_ctx")
     seq_len = data_config_dict(config, name)["repeated_tokens"]["seq_len"]
-    key = data_key(config, name, "repeated_tokens", "seq_len")
+    key = override_key(config, name, "data.repeated_tokens", "seq_len")
     if n_ctx is not None and 1 + 2 * seq_len > n_ctx:
         hint = "" if key.startswith("models.") else f"; or set models.{name}.data.repeated_tokens.seq_len"
         yield ConfigError(key, seq_len,
@@ -254,10 +247,10 @@ def attention_example_fits(config):
     """The attention example is a stretch of each model's repeated tokens (one error per limit)."""
     n = config["analyses"]["head_scores"]["example_len"]
     limits = {}
-    for name, entry in config["models"].items():
+    for name in (m for m, entry in config["models"].items() if entry.get("enabled", True)):
         seq_len = data_config_dict(config, name)["repeated_tokens"]["seq_len"]
-        if entry.get("enabled", True) and n > seq_len:
-            limits[data_key(config, name, "repeated_tokens", "seq_len")] = seq_len
+        if n > seq_len:
+            limits[override_key(config, name, "data.repeated_tokens", "seq_len")] = seq_len
     for key, seq_len in limits.items():
         yield ConfigError("analyses.head_scores.example_len", n, f"at most {key} ({seq_len})")
 
