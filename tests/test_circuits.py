@@ -39,6 +39,64 @@ def dense_topk(m: torch.Tensor, k: int, first_row: int = 0) -> float:
     return (idx == own).any(-1).float().mean().item()
 
 
+# ---------------------------------------------------------------- sampled accuracy (large vocabularies)
+
+
+def copying_matrix(d_vocab: int, seed: int) -> FactoredMatrix:
+    """A low-rank circuit whose diagonal wins in roughly a third of the rows."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(d_vocab, 32, generator=g)
+    return FactoredMatrix(a, 0.5 * a.T + torch.randn(32, d_vocab, generator=g))
+
+
+def test_vocab_sample_is_seeded_distinct_sorted_and_none_when_it_covers_the_vocabulary():
+    rows = circuits.vocab_sample(1000, 50, seed=3)
+    assert torch.equal(rows, circuits.vocab_sample(1000, 50, seed=3))
+    assert not torch.equal(rows, circuits.vocab_sample(1000, 50, seed=4))
+    assert len(set(rows.tolist())) == 50 and torch.equal(rows, rows.sort().values)
+    assert circuits.vocab_sample(1000, 1000, seed=0) is None
+    assert circuits.vocab_sample(1000, None, seed=0) is None
+
+
+def test_proportion_interval_is_exact_on_the_whole_population_and_shrinks_with_the_sample():
+    assert circuits.proportion_interval(0.3, 500, 500) == (0.3, 0.3)
+    widths = [hi - lo for lo, hi in (circuits.proportion_interval(0.3, n, 10_000) for n in (100, 1000, 9000))]
+    assert widths[0] > widths[1] > widths[2] > 0
+    # Far from the population size the correction vanishes: the plain Wilson interval.
+    lo, hi = circuits.proportion_interval(0.3, 100, 10**9)
+    z = 1.96
+    centre = (0.3 + z * z / 200) / (1 + z * z / 100)
+    half = z * math.sqrt(0.3 * 0.7 / 100 + z * z / 40_000) / (1 + z * z / 100)
+    assert (lo, hi) == pytest.approx((centre - half, centre + half), rel=1e-6)
+
+
+def test_sampled_ov_accuracy_covers_the_exact_one_at_the_stated_rate():
+    """The approximation against the exact computation: over 200 seeded samples of 60 of 600
+    source tokens, the 95 % interval holds the exact accuracy about 95 % of the time, and the
+    estimates average to it (unbiased)."""
+    d_vocab, n = 600, 60
+    fm = copying_matrix(d_vocab, seed=0)
+    exact = circuits.diagonal_topk_accuracy(fm, (1,))[1]
+    assert 0.15 < exact < 0.85  # a proportion the interval can miss on either side
+    estimates, covered = [], 0
+    for seed in range(200):
+        rows = circuits.vocab_sample(d_vocab, n, seed)
+        p = circuits.diagonal_topk_accuracy(fm, (1,), rows=rows)[1]
+        lo, hi = circuits.sampled_interval(p, rows, d_vocab)
+        estimates.append(p)
+        covered += lo <= exact <= hi
+    assert 0.90 <= covered / 200 <= 0.995
+    assert sum(estimates) / len(estimates) == pytest.approx(exact, abs=0.02)
+
+
+def test_ov_accuracy_on_a_sample_equals_the_dense_rows_it_names(tiny):
+    rows = circuits.vocab_sample(tiny.cfg.d_vocab, 15, seed=2)
+    dense = (tiny.W_E @ tiny.W_V[1, 2] @ tiny.W_O[1, 2] @ tiny.W_U)[rows]
+    got = circuits.ov_topk_all_heads(tiny, (1, 5), chunk_size=4, rows=rows)
+    hits5 = (torch.topk(dense, 5, dim=-1).indices == rows[:, None]).any(-1).float().mean().item()
+    assert got[5][1, 2].item() == pytest.approx(hits5)
+
+
 # ---------------------------------------------------------------- top-k accuracy
 
 

@@ -160,22 +160,73 @@ def ov_topk_accuracy(
     heads: Sequence[Head],
     ks: Sequence[int] = (1, 5),
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    rows: Int[Tensor, "n"] | None = None,
 ) -> dict[int, float]:
-    """Top-k copying accuracy of :func:`ov_circuit` over the whole vocabulary."""
-    return diagonal_topk_accuracy(ov_circuit(model, heads), ks, chunk_size)
+    """Top-k copying accuracy of :func:`ov_circuit` over the whole vocabulary, or over the source
+    tokens ``rows`` (each still ranked against every output token; see :func:`vocab_sample`)."""
+    return diagonal_topk_accuracy(ov_circuit(model, heads), ks, chunk_size, rows)
 
 
 @torch.no_grad()
 def ov_topk_all_heads(
-    model: HookedTransformer, ks: Sequence[int] = (1, 5), chunk_size: int = DEFAULT_CHUNK_SIZE
+    model: HookedTransformer,
+    ks: Sequence[int] = (1, 5),
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    rows: Int[Tensor, "n"] | None = None,
 ) -> dict[int, Float[Tensor, "layer head"]]:
     """:func:`ov_topk_accuracy` of every head alone, as layer × head arrays (one per k)."""
     out = {k: torch.zeros(model.cfg.n_layers, model.cfg.n_heads) for k in ks}
     for layer in range(model.cfg.n_layers):
         for h in range(model.cfg.n_heads):
-            for k, acc in ov_topk_accuracy(model, [(layer, h)], ks, chunk_size).items():
+            for k, acc in ov_topk_accuracy(model, [(layer, h)], ks, chunk_size, rows).items():
                 out[k][layer, h] = acc
     return out
+
+
+# Estimating a top-k accuracy from a sample of source tokens (large vocabularies)
+
+
+def vocab_sample(d_vocab: int, n: int | None, seed: int) -> Int[Tensor, "n"] | None:
+    """``n`` distinct source tokens drawn with ``seed`` (sorted), or ``None`` — every token — when
+    ``n`` is ``None`` or at least ``d_vocab``.
+
+    A full OV circuit costs ``d_vocab² · d_head`` per head: 50257² for GPT-2, i.e. minutes per head
+    on a CPU. Each sampled row is still ranked against every output token, so a sampled accuracy
+    is an unbiased estimate of the exact one, with the interval of :func:`proportion_interval`.
+    """
+    if n is None or n >= d_vocab:
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(d_vocab, generator=generator)[:n].sort().values
+
+
+def proportion_interval(p: float, n: int, population: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion ``p`` measured on ``n`` of ``population`` items
+    drawn without replacement (finite-population corrected); ``(p, p)`` when ``n = population``.
+
+    The correction shrinks the variance by ``(N − n)/(N − 1)``, i.e. the Wilson interval of an
+    effective sample size ``n (N − 1)/(N − n)``.
+    """
+    if not 0 < n <= population:
+        raise ValueError(f"need 0 < n <= population, got n={n}, population={population}")
+    if n == population:
+        return (p, p)
+    n_eff = n * (population - 1) / (population - n)
+    z2 = z * z / n_eff
+    centre = (p + z2 / 2) / (1 + z2)
+    half = z * (p * (1 - p) / n_eff + z2 / (4 * n_eff)) ** 0.5 / (1 + z2)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def sampled_interval(p: float, rows: Int[Tensor, "n"] | None, d_vocab: int) -> tuple[float, float] | None:
+    """The interval of an accuracy measured on the sample ``rows``; ``None`` when it is exact."""
+    return None if rows is None else proportion_interval(p, len(rows), d_vocab)
+
+
+def widest_half_interval(n: int, population: int) -> float:
+    """Half the width of :func:`proportion_interval` at its widest (``p = ½``)."""
+    lo, hi = proportion_interval(0.5, n, population)
+    return (hi - lo) / 2
 
 
 def copying_score(eigenvalues: Float[Tensor, "... n"]) -> Float[Tensor, "..."]:

@@ -205,6 +205,10 @@ CONTRACTS: dict[str, Contract] = {c.name: c for c in (
     )),
     Contract("ov_circuit", "OV copying of the induction heads", (
         count("chunk_size", 512, "rows of the vocabulary circuit computed at a time (memory)"),
+        count("vocab_sample", 4096, "every head's OV accuracy: source tokens sampled when d_vocab is "
+              "larger, with an interval (null: every token)", nullable=True),
+        count("studied_vocab_sample", None, "the same for the studied induction heads "
+              "(null: exact, every token)", nullable=True),
     )),
     Contract("qk_circuit", "positional QK pattern of the previous-token head", (
         flag("include_bias", False, "add b_Q, b_K to the positional pattern"),
