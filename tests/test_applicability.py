@@ -8,20 +8,27 @@ clean stop is checked by executing small notebooks with papermill, as the rule d
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import nbformat
 import papermill
 import pytest
 import torch
+import yaml
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_heads import applicability as AP
 from induction_heads import attribution, circuits, scores
+from induction_heads import precheck as PRECHECK
+from induction_heads.architecture import config_to_dict
 from induction_heads.applicability import NO_EARLIER_PREV_TOKEN_HEAD, REASONS, NotApplicable
 from induction_heads.contracts import CONTRACTS
 from induction_heads.metrics import Metrics, load_metrics
 from induction_heads.planted import distinct_repeated_tokens, planted_induction_model
 
+ROOT = Path(__file__).resolve().parents[1]
 PER_MODEL = [a for a, c in CONTRACTS.items() if not c.family]
 
 
@@ -50,23 +57,27 @@ def test_attention_only_model_gets_every_analysis():
 
 def test_layernorm_mlp_model():
     got = {a: AP.reason_for(a, GPT2_LIKE) for a in PER_MODEL}
-    assert {a for a, r in got.items() if r} == {"logit_attribution", "ablation", "k_composition",
-                                               "fuzzy_induction"}
-    assert got["logit_attribution"] == (
+    assert {a for a, r in got.items() if r} == {"ablation", "k_composition"}
+    assert got["ablation"] == (
         "needs an attention-only model without LayerNorm, with shortformer position embeddings "
-        "(direct logit attribution as implemented splits the final residual stream into "
-        "embedding, head outputs and biases); " + GPT2_ARCH)
+        "(the ablation tables as implemented recompute the logits from the head outputs); " + GPT2_ARCH)
     assert got["k_composition"].endswith(GPT2_ARCH)
-    assert got["fuzzy_induction"] == (
-        "needs a model without LayerNorm (its direct logit attribution is a linear read of the "
-        "head outputs); this model's normalization_type is LN")
+
+
+def test_direct_logit_attribution_refuses_only_a_nonlinear_logit_path():
+    capped = cfg(attn_only=False, normalization_type="LN", d_mlp=32, output_logits_soft_cap=30.0)
+    for analysis in ("logit_attribution", "fuzzy_induction"):
+        assert AP.reason_for(analysis, capped).startswith("needs logits that are a linear read of the residual stream")
+    assert AP.reason_for("logit_attribution", AP.config_view(config_to_dict(capped))) == (
+        AP.reason_for("logit_attribution", capped))
 
 
 def test_rotary_model_has_no_position_matrix():
     assert AP.reason_for("qk_circuit", ROTARY) == (
         "needs learned absolute position embeddings (W_pos); this model's positional_embedding_type "
         "is rotary")
-    assert AP.reason_for("logit_attribution", ROTARY).endswith(ROTARY_ARCH)
+    assert AP.reason_for("ablation", ROTARY).endswith(ROTARY_ARCH)
+    assert AP.reason_for("logit_attribution", ROTARY) is None  # DLA reads through RMSNorm's scale
     assert AP.reason_for("ov_circuit", ROTARY) is None
 
 
@@ -84,6 +95,81 @@ def test_config_dict_as_in_config_json():
     assert AP.reason_for("qk_circuit", ROTARY.to_dict()) == AP.reason_for("qk_circuit", ROTARY)
     with pytest.raises(KeyError, match="unknown analysis 'nope'"):
         AP.reason_for("nope", ARENA)
+
+
+CONFIGS = {"arena": ARENA, "gpt2": GPT2_LIKE, "rotary": ROTARY, "one_layer": ONE_LAYER, "gqa": GQA}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_view_of_config_json_gives_the_full_configs_reasons(name):
+    """The rule's check reads config.json without TransformerLens; it must agree with the
+    notebook's check on the real config for every analysis."""
+    config = CONFIGS[name]
+    as_written = json.loads(json.dumps(config_to_dict(config)))  # what config.json holds
+    view = AP.config_view(as_written)
+    assert {a: AP.reason_for(a, view) for a in PER_MODEL} == {a: AP.reason_for(a, config) for a in PER_MODEL}
+
+
+def model_folder(tmp_path, config) -> dict:
+    """A model folder as the pipeline writes it (config.json, model_info.json) and the
+    parameters file the analysis rule hands on."""
+    folder = tmp_path / "models" / "m"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config_to_dict(config)))
+    (folder / "model_info.json").write_text(json.dumps({"name": "m", "sha256": "ab" * 32}))
+    return {"model_name": "m", "model_dir": str(folder), "data_dir": str(tmp_path / "data"),
+            "out_dir": str(tmp_path / "out"), "device": "cpu", "seed": 0,
+            "head_scores_path": "unused", "chunk_size": 8, "n_decompose_seqs": 2}
+
+
+def test_precheck_records_an_architecture_reason_without_a_kernel(tmp_path):
+    parameters = model_folder(tmp_path, GPT2_LIKE)
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(parameters))
+    log = tmp_path / "log.ipynb"
+    notebook = ROOT / "notebooks" / "k_composition.ipynb"
+    argv = ["k_composition", str(notebook), str(tmp_path / "p.yaml"), str(log)]
+    proc = subprocess.run([sys.executable, "-m", "induction_heads.precheck", *argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    data = load_metrics(tmp_path / "out" / "metrics.json")
+    assert data["not_applicable"] == AP.reason_for("k_composition", GPT2_LIKE)
+    assert data["weights_sha256"] == "ab" * 32 and data["model"] == "m"
+    assert data["params"] == {"chunk_size": 8, "n_decompose_seqs": 2}
+    assert (tmp_path / "out" / "figures").is_dir()  # the rule's other output
+    executed = nbformat.read(log, as_version=4)
+    nbformat.validate(executed)
+    assert executed.cells[0].source.startswith("**Not applicable** to this model: " + data["not_applicable"])
+    assert len(executed.cells) == len(nbformat.read(notebook, as_version=4).cells) + 1
+
+
+def test_precheck_leaves_an_applicable_analysis_to_the_notebook_and_imports_no_torch(tmp_path):
+    parameters = model_folder(tmp_path, ARENA)
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(parameters))
+    code = ("import sys, runpy; sys.argv = ['precheck', 'k_composition', 'nb.ipynb', sys.argv[1], 'log.ipynb']\n"
+            "try:\n    runpy.run_module('induction_heads.precheck', run_name='__main__')\n"
+            "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules, 'transformer_lens' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.yaml")], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.stdout.split() == [str(PRECHECK.APPLIES), "False", "False"], proc.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "log.ipynb").exists()
+
+
+def test_weight_circuits_on_layernorm_or_mlp_models_say_they_are_the_attention_only_approximation():
+    assert AP.approximation_note("ov_circuit", ARENA) is None
+    assert AP.approximation_note("head_scores", GPT2_LIKE) is None  # not a weight circuit
+    gpt2 = AP.approximation_note("ov_circuit", GPT2_LIKE)
+    assert gpt2.startswith("This model has LayerNorm and MLPs, so these weight circuits are the attention-only")
+    assert "ignore the paths through the MLPs" in gpt2
+    ln_only = AP.approximation_note("composition_scores", cfg(normalization_type="LN"))
+    assert ln_only.startswith("This model has LayerNorm,") and "MLPs" not in ln_only
+
+
+def test_an_applicable_weight_circuit_records_the_note(tmp_path):
+    metrics = Metrics("ov_circuit", "m", tmp_path)
+    AP.stop_if_not_applicable(metrics, HookedTransformer(GPT2_LIKE), "ov_circuit")
+    assert metrics.data["text"]["attention_only_approximation"] == AP.approximation_note("ov_circuit", GPT2_LIKE)
+    plain = Metrics("ov_circuit", "m", tmp_path / "arena")
+    AP.stop_if_not_applicable(plain, HookedTransformer(ARENA), "ov_circuit")
+    assert plain.data["text"] == {}
 
 
 def test_table_agrees_with_the_contracts():
@@ -108,6 +194,7 @@ def test_requirements_agree_with_the_code_that_refuses(config):
 
     req = AP.REQUIREMENTS
     assert refuses(lambda: attribution.check_attn_only(model)) == (not req["heads_only_residual"](config))
+    assert refuses(lambda: attribution.check_linear_logit_path(model)) == (not req["linear_logit_path"](config))
     assert refuses(lambda: circuits.qk_input_components(model, tokens, 1)) == (
         not req["linear_qk_input"](config))
     assert refuses(lambda: circuits.positional_qk_pattern(model, (0, 0))) == (

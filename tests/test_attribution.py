@@ -3,9 +3,11 @@ from ``hook_result`` (``use_attn_result=True``), and the planted model whose ans
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
-from transformer_lens import HookedTransformer
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_heads import attribution, scores
 from induction_heads.architecture import attn_only_config
@@ -102,13 +104,96 @@ def test_repeat_positions_match_repeat_losses():
     torch.testing.assert_close(loss[:, second].mean(-1), want_second)
 
 
-def test_share_needs_heads_and_models_must_be_attention_only():
+def test_share_needs_heads():
     model = noisy_model(1)
     attr = attribution.logit_attribution(model, random_tokens(30, 1, 5))
     with pytest.raises(ValueError, match="at least one head"):
         attr.share([], torch.arange(2))
     assert attr.top_head(torch.arange(4)) in {"0.0", "0.1", "0.2"}
-    cfg = attn_only_config(n_layers=1, d_model=8, n_heads=2, d_head=4, n_ctx=8, d_vocab=10)
-    cfg.positional_embedding_type = "standard"
-    with pytest.raises(ValueError, match="shortformer"):
-        attribution.logit_attribution(HookedTransformer(cfg), random_tokens(10, 1, 5))
+
+
+# ---------------------------------------------------------------- models with LayerNorm and MLPs
+
+
+def randomised(model: HookedTransformer, seed: int) -> HookedTransformer:
+    """Every parameter random (biases and LayerNorm weights too), so each term is exercised."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            base = 1.0 if name.endswith(".w") and "ln" in name else 0.0
+            param.copy_(base + 0.3 * torch.randn(param.shape, generator=gen))
+    return model
+
+
+def lm_config(**kw) -> HookedTransformerConfig:
+    base = dict(n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=32, n_ctx=12, d_vocab=30, act_fn="gelu",
+                normalization_type="LN", positional_embedding_type="standard", device="cpu", seed=0)
+    return HookedTransformerConfig(**{**base, **kw})
+
+
+LM_CONFIGS = {
+    "gpt2-like, LN unfolded": lm_config(),
+    "neox-like, rotary + parallel attention": lm_config(positional_embedding_type="rotary", rotary_dim=4,
+                                                         parallel_attn_mlp=True),
+    "rms": lm_config(normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=4),
+    "ln, attention only": lm_config(attn_only=True, positional_embedding_type="shortformer"),
+}
+
+
+def folded(model: HookedTransformer) -> HookedTransformer:
+    """The same model with LayerNorm folded and writing weights centred, as the pipeline loads
+    published weights."""
+    out = HookedTransformer(copy.deepcopy(model.cfg))  # folding rewrites the config's normalization_type
+    # b_V stays in each head's z (TransformerLens's default moves it into b_O: a bias part)
+    out.load_and_process_state_dict(model.state_dict(), fold_ln=True, center_writing_weights=True,
+                                    center_unembed=False, fold_value_biases=False)  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("name", LM_CONFIGS)
+def test_parts_match_transformer_lens_own_residual_decomposition(name):
+    """Against TransformerLens's own DLA: ``get_full_resid_decomposition`` read by ``logit_attrs``
+    on the correct token (which puts each component through the cached final-LayerNorm scale;
+    it assumes folded weights). Unfolded, the parts must be the same — folding moves the
+    LayerNorm's weight and bias into W_U and b_U, and centring is undone by the LayerNorm — and
+    in both the parts sum to the model's own logit."""
+    raw = randomised(HookedTransformer(LM_CONFIGS[name]), seed=3)
+    if raw.cfg.positional_embedding_type == "shortformer":
+        # TransformerLens's folding is not exact for shortformer (nor does the pipeline fold it):
+        # compare the model itself, with a final LayerNorm logit_attrs can read (w = 1, b = 0)
+        with torch.no_grad():
+            raw.ln_final.w.fill_(1.0)
+            raw.ln_final.b.zero_()
+    model = raw if raw.cfg.positional_embedding_type == "shortformer" else folded(raw)
+    tokens = random_tokens(30, 3, 10, seed=1)
+    attr, attr_raw = attribution.logit_attribution(model, tokens), attribution.logit_attribution(raw, tokens)
+    assert attr.max_abs_error() < 1e-4 and attr_raw.max_abs_error() < 1e-4
+
+    _, cache = model.run_with_cache(tokens)
+    stack, labels = cache.get_full_resid_decomposition(expand_neurons=False, return_labels=True)
+    predicting = list(range(tokens.shape[1] - 1))  # positions 0 … pos − 2
+    reference = cache.logit_attrs(stack[:, :, :-1], tokens=tokens[:, 1:], pos_slice=predicting)  # [component batch pos]
+    ref = dict(zip(labels, reference))
+    cfg = model.cfg
+    close = dict(atol=1e-4, rtol=1e-4)
+    for layer in range(cfg.n_layers):
+        for head in range(cfg.n_heads):
+            torch.testing.assert_close(attr.heads[..., layer, head], ref[f"L{layer}H{head}"], **close)
+        if cfg.attn_only:
+            assert attr.mlps is None
+        else:
+            torch.testing.assert_close(attr.mlps[..., layer], ref[f"{layer}_mlp_out"], **close)
+    torch.testing.assert_close(attr.direct, ref["embed"], **close)
+    if cfg.positional_embedding_type == "standard":
+        torch.testing.assert_close(attr.pos, ref["pos_embed"], **close)
+    else:
+        assert attr.pos is None  # shortformer and rotary positions never enter the residual stream
+    for part in ("logits", "direct", "heads", "bias", "pos", "mlps"):
+        if getattr(attr, part) is not None:
+            torch.testing.assert_close(getattr(attr_raw, part), getattr(attr, part), **close)
+
+
+def test_the_logit_path_must_be_linear():
+    cfg = lm_config(output_logits_soft_cap=30.0)
+    with pytest.raises(ValueError, match="soft-capping"):
+        attribution.logit_attribution(HookedTransformer(cfg), random_tokens(30, 1, 5))

@@ -8,9 +8,9 @@ head 1.0, and every other condition gives the no-match attention (uniform over t
 import numpy as np
 import pytest
 import torch
-from transformer_lens import HookedTransformer
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from induction_heads import fuzzy, planted
+from induction_heads import attribution, fuzzy, planted
 from induction_heads.applicability import TOO_FEW_SYNONYM_PAIRS, TOO_FEW_UNRELATED_PAIRS, NotApplicable
 from induction_heads.architecture import attn_only_config
 
@@ -152,11 +152,24 @@ def test_dla_of_all_heads_plus_direct_path_is_the_logit(model, seqs):
     assert torch.allclose(total, logits[b, tg.query_pos, tg.exact_token], atol=1e-3)
 
 
-def test_layernorm_models_are_refused(seqs):
-    cfg = attn_only_config(n_layers=1, d_model=8, n_heads=1, d_head=8, n_ctx=16, d_vocab=32)
-    cfg.normalization_type = "LN"
-    with pytest.raises(ValueError, match="normalization_type"):
-        fuzzy.condition_measures(HookedTransformer(cfg), seqs, "exact")
+@torch.no_grad()
+def test_dla_through_a_final_layernorm_equals_the_logit_attribution_parts():
+    """On a model with LayerNorm and MLPs, each head's part read through the cached final scale
+    equals attribution.logit_attribution's part (itself checked against TransformerLens)."""
+    cfg = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=32, n_ctx=16, d_vocab=32,
+                                  act_fn="gelu", normalization_type="LN", device="cpu", seed=0)  # fmt: skip
+    model = HookedTransformer(cfg)
+    tokens = torch.randint(1, 32, (3, 12), generator=torch.Generator().manual_seed(0))
+    query_pos = torch.tensor([[2, 5, 9]]).expand(3, -1)
+    b = torch.arange(3)[:, None]
+    target = tokens[b, query_pos + 1]
+    _, cache = model.run_with_cache(tokens)
+    parts = attribution.logit_attribution(model, tokens).heads  # [batch pos layer head]
+    for layer, head in [(0, 1), (1, 0)]:
+        got = fuzzy.head_dla(model, cache["z", layer], layer, head, query_pos, target, cache["ln_final.hook_scale"])
+        torch.testing.assert_close(got, parts[b, query_pos, layer, head], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="scale"):
+        fuzzy.head_dla(model, cache["z", 0], 0, 0, query_pos, target)
 
 
 def test_mean_head_pattern_shows_the_induction_stripe(model, seqs):

@@ -6,12 +6,18 @@ stand-in serves, under the real repository names of ``config/hub.yaml``, tiny mo
 shapes each entry declares (layers, context, vocabulary; only the width is small), made by
 ``transformers`` or TransformerLens, in the real file formats. One overlay shrinks ARENA's inline
 config to that width and adds a model folder written by ``save_pretrained`` as ``source: local``.
+
+The run is the whole DAG, report included: every analysis on every published stand-in either
+gives a number or records one of the fixed not-applicable reasons, and the test names exactly
+which (:data:`NOT_APPLICABLE`). The overlay keeps one trained seed and no control (null removes
+a model), since ``tests/test_workflow.py`` covers the trained models.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +35,14 @@ from tests.hub_standin import (
     tokenizer_files,
     transformers_model,
 )
+from induction_heads.applicability import (
+    NO_EARLIER_PREV_TOKEN_HEAD,
+    REASONS,
+    TOO_FEW_SYNONYM_PAIRS,
+    WEIGHT_CIRCUITS,
+    not_applicable_reason,
+)
+from induction_heads.contracts import CONTRACTS
 from tests.test_sources import hub_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,10 +94,13 @@ def hub_run(tmp_path_factory):
     with HubStandIn() as hub:
         overlay = serve_registry(hub)
         overlay["my-gpt2"] = {"source": "local", "path": str(folder)}
+        overlay.update(attn1l=None, attn2l={"seeds": [0]})
         (work / "overlay.yaml").write_text(yaml.safe_dump({"models": overlay}))
         instances = [*REGISTRY, *[f"pythia-70m@{r}" for r in REGISTRY["pythia-70m"]["checkpoints"][:SERVED_CHECKPOINTS]],
                      "my-gpt2"]  # fmt: skip
-        targets = [f"results/{m}/head_scores/metrics.json" for m in instances]
+        # the whole DAG (rule all: the report), and the checkpoints' head scores, which no report
+        # section reads yet
+        targets = ["all", *[f"results/{m}/head_scores/metrics.json" for m in instances if "@" in m]]
         cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *targets, "--directory", str(work),
                "--cores", "2", "--configfile", str(ROOT / "config/smoke.yaml"), str(ROOT / "config/hub.yaml"),
                str(work / "overlay.yaml"), "--config", f"downloads_dir={DOWNLOADS}", "lock_dir=locks"]  # fmt: skip
@@ -118,3 +135,61 @@ def test_checkpoint_revisions_are_distinct_models(hub_run):
              for m in ("pythia-70m", "pythia-70m@step0", "pythia-70m@step64")]  # fmt: skip
     commits = {i["extra"]["weights"]["commit"] for i in infos}
     assert len(commits) == 3 and len({i["sha256"] for i in infos}) == 3
+
+
+# What the architectures rule out (a requirement of applicability.REASONS), and what the random
+# stand-ins' own heads and vocabularies do (a data reason). Every other analysis must give numbers.
+LN_ARCH = {"ablation": "heads_only_residual", "k_composition": "linear_qk_input"}
+ONE_LAYER = dict.fromkeys(("k_composition", "composition_scores", "path_patching"), "two_layers")
+NO_EARLIER = dict.fromkeys(("composition_scores", "path_patching"), "no_earlier_prev_token_head")
+FEW_PAIRS = {"fuzzy_induction": "too_few_synonym_pairs"}  # the stand-ins' tokenizer has few words
+NOT_APPLICABLE = {
+    "attn_only_2L_half": {**NO_EARLIER, "k_composition": "no_earlier_prev_token_head", **FEW_PAIRS},
+    "attn-only-1l": {**LN_ARCH, **ONE_LAYER, **FEW_PAIRS},
+    "attn-only-2l": {**LN_ARCH, **FEW_PAIRS},
+    "attn-only-3l": {**LN_ARCH, **FEW_PAIRS},
+    "attn-only-4l": {**LN_ARCH, **NO_EARLIER, **FEW_PAIRS},
+    "pythia-70m": {**LN_ARCH, **NO_EARLIER, **FEW_PAIRS, "qk_circuit": "learned_positions"},
+    "my-gpt2": {**LN_ARCH, **FEW_PAIRS},
+}
+DATA_REASONS = {"no_earlier_prev_token_head": NO_EARLIER_PREV_TOKEN_HEAD, "too_few_synonym_pairs": TOO_FEW_SYNONYM_PAIRS}
+
+
+def template_pattern(text: str) -> str:
+    """A regular expression for a reason template, each ``{field}`` standing for any text."""
+    return ".+?".join(re.escape(part) for part in re.split(r"\{[a-z_]+\}", text))
+
+
+def reason_kind(analysis: str, reason: str) -> str:
+    """Which fixed sentence ``reason`` is: a requirement of ``analysis`` or a data reason (the
+    whole text must match the template, each field standing for any text)."""
+    templates = {req: text for (a, req), text in REASONS.items() if a == analysis} | DATA_REASONS
+    kinds = [kind for kind, text in templates.items() if re.fullmatch(template_pattern(text), reason)]
+    assert len(kinds) == 1, (analysis, reason, kinds)
+    return kinds[0]
+
+
+def test_every_analysis_gives_numbers_or_one_of_the_expected_reasons(hub_run):
+    work = hub_run["work"]
+    seen = {}
+    for model in [*REGISTRY, "my-gpt2"]:
+        for analysis in (a for a, c in CONTRACTS.items() if not c.family):
+            data = json.loads((work / "results" / model / analysis / "metrics.json").read_text())
+            reason = not_applicable_reason(data)
+            if reason is None:
+                assert data["metrics"], (model, analysis)  # a result, not an empty file
+                # every stand-in but ARENA's has LayerNorm: its weight circuits say what they leave out
+                noted = "attention_only_approximation" in data["text"]
+                assert noted == (analysis in WEIGHT_CIRCUITS and model != "attn_only_2L_half"), (model, analysis)
+            else:
+                seen.setdefault(model, {})[analysis] = reason_kind(analysis, reason)
+    assert seen == NOT_APPLICABLE
+
+
+def test_report_shows_every_model_and_each_reason(hub_run):
+    html = (hub_run["work"] / "results" / "report" / "report.html").read_text()
+    assert (hub_run["work"] / "results" / "report" / "report.pdf").stat().st_size > 10_000
+    for model in [*REGISTRY, "my-gpt2"]:
+        assert model in html
+    assert "learned absolute position embeddings (W_pos)" in html  # pythia-70m's qk_circuit
+    assert "needs at least 2 layers" in html

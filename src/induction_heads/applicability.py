@@ -30,9 +30,9 @@ plain script) a static reason ends the process with ``SystemExit(0)`` after writ
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
-from .attribution import attn_only_problems
 from .contracts import CONTRACTS
 
 
@@ -51,6 +51,41 @@ class NotApplicable(ValueError):
 LEARNED_POSITIONS = ("shortformer", "standard")  # the types with a W_pos matrix
 
 
+def attn_only_problems(cfg) -> list[str]:
+    """Why a model's residual stream holds more than embeddings, head outputs and biases (empty:
+    it does not); ``cfg`` is a ``HookedTransformerConfig``."""
+    problems = []
+    if not cfg.attn_only:
+        problems.append("attn_only must be True (MLPs would add terms)")
+    if cfg.normalization_type is not None:
+        problems.append(f"normalization_type must be None, not {cfg.normalization_type!r}")
+    if cfg.positional_embedding_type != "shortformer":
+        problems.append(
+            f"positional_embedding_type must be 'shortformer', not {cfg.positional_embedding_type!r}"
+        )
+    if getattr(cfg, "attn_scores_soft_cap", -1.0) > 0 or getattr(cfg, "use_attention_sinks", False):
+        problems.append("attention soft-capping and attention sinks are not supported")
+    if getattr(cfg, "output_logits_soft_cap", -1.0) > 0:
+        problems.append("output logit soft-capping is not supported")
+    return problems
+
+
+NORMALIZATIONS = (None, "LN", "LNPre", "RMS", "RMSPre")
+
+
+def dla_problems(cfg) -> list[str]:
+    """Why a model's logits are not a linear read of its residual-stream parts once the final
+    normalisation's scale is fixed (empty: they are); ``cfg`` is a ``HookedTransformerConfig``."""
+    problems = []
+    if cfg.normalization_type not in NORMALIZATIONS:
+        problems.append(f"normalization_type must be one of {NORMALIZATIONS}, not {cfg.normalization_type!r}")
+    if getattr(cfg, "post_embedding_ln", False):
+        problems.append("a LayerNorm right after the embedding is not supported")
+    if getattr(cfg, "output_logits_soft_cap", -1.0) > 0:
+        problems.append("output logit soft-capping is not supported")
+    return problems
+
+
 def _kv_heads(cfg) -> int:
     return getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
 
@@ -58,10 +93,10 @@ def _kv_heads(cfg) -> int:
 # requirement -> whether a config meets it
 REQUIREMENTS: dict[str, Callable[[Any], bool]] = {
     "heads_only_residual": lambda cfg: not attn_only_problems(cfg),
+    "linear_logit_path": lambda cfg: not dla_problems(cfg),
     "linear_qk_input": lambda cfg: (cfg.attn_only and cfg.normalization_type is None
                                     and cfg.positional_embedding_type in LEARNED_POSITIONS),
     "learned_positions": lambda cfg: cfg.positional_embedding_type in LEARNED_POSITIONS,
-    "no_layernorm": lambda cfg: cfg.normalization_type is None,
     "two_layers": lambda cfg: cfg.n_layers >= 2,
     "one_kv_head_per_head": lambda cfg: _kv_heads(cfg) == cfg.n_heads,
 }
@@ -73,10 +108,10 @@ _LAYERS = "this model has {n_layers} layer(s)"
 # (analysis, requirement) -> the sentence the report shows; an analysis's requirements are the
 # keys that name it, checked in this order. Fields in braces come from the model's config.
 REASONS: dict[tuple[str, str], str] = {
-    ("logit_attribution", "heads_only_residual"):
-        "needs an attention-only model without LayerNorm, with shortformer position embeddings "
-        "(direct logit attribution as implemented splits the final residual stream into "
-        "embedding, head outputs and biases); " + _ARCH,
+    ("logit_attribution", "linear_logit_path"):
+        "needs logits that are a linear read of the residual stream once the final "
+        "normalisation's scale is fixed (no LayerNorm after the embedding, no logit "
+        "soft-capping); " + _ARCH,
     ("ablation", "heads_only_residual"):
         "needs an attention-only model without LayerNorm, with shortformer position embeddings "
         "(the ablation tables as implemented recompute the logits from the head outputs); "
@@ -98,10 +133,34 @@ REASONS: dict[tuple[str, str], str] = {
     ("qk_circuit", "learned_positions"):
         "needs learned absolute position embeddings (W_pos); this model's positional_embedding_type "
         "is {positional_embedding_type}",
-    ("fuzzy_induction", "no_layernorm"):
-        "needs a model without LayerNorm (its direct logit attribution is a linear read of the "
-        "head outputs); this model's normalization_type is {normalization_type}",
+    ("fuzzy_induction", "linear_logit_path"):
+        "needs logits that are a linear read of the residual stream once the final "
+        "normalisation's scale is fixed (its direct logit attribution reads the head outputs "
+        "so); " + _ARCH,
 }
+
+# Analyses of the weights alone (W_E, W_pos, W_Q, W_K, W_V, W_O, W_U): on a model with LayerNorm
+# or MLPs they still run, on the folded weights, and say what that leaves out.
+WEIGHT_CIRCUITS = ("ov_circuit", "qk_circuit", "k_composition", "composition_scores")
+APPROXIMATION_NOTE = (
+    "This model has {what}, so these weight circuits are the attention-only approximation: they "
+    "use its weights with LayerNorm folded in (as loaded), leave out each LayerNorm's per-token "
+    "scale{mlps}; they are exact only for an attention-only model without LayerNorm."
+)
+
+
+def approximation_note(analysis: str, cfg) -> str | None:
+    """The sentence a weight-circuit analysis records on a model with LayerNorm or MLPs (``None``
+    for other analyses, and for attention-only models without LayerNorm)."""
+    if analysis not in WEIGHT_CIRCUITS:
+        return None
+    parts = [what for what, present in (("LayerNorm", cfg.normalization_type is not None),
+                                        ("MLPs", not cfg.attn_only)) if present]  # fmt: skip
+    if not parts:
+        return None
+    mlps = " and ignore the paths through the MLPs" if not cfg.attn_only else ""
+    return APPROXIMATION_NOTE.format(what=" and ".join(parts), mlps=mlps)
+
 
 # ---------------------------------------------------------------- from the data (NotApplicable)
 
@@ -130,6 +189,23 @@ def _config(cfg_or_dict):
 
         return config_from_dict(cfg_or_dict)
     return cfg_or_dict
+
+
+# The config fields the requirements read, with HookedTransformerConfig's defaults for those a
+# config.json written by an older TransformerLens may lack.
+CONFIG_FIELDS: dict[str, Any] = {
+    "n_layers": None, "n_heads": None, "n_key_value_heads": None, "attn_only": False,
+    "normalization_type": "LN", "positional_embedding_type": "standard",
+    "attn_scores_soft_cap": -1.0, "use_attention_sinks": False, "output_logits_soft_cap": -1.0,
+    "post_embedding_ln": False,
+}
+
+
+def config_view(cfg_dict: dict) -> SimpleNamespace:
+    """The fields of a model's ``config.json`` that :func:`reason_for` reads, without building a
+    ``HookedTransformerConfig`` (that needs TransformerLens, seconds to import): enough for the
+    rule's check before any kernel starts (:mod:`induction_heads.precheck`)."""
+    return SimpleNamespace(**{k: cfg_dict.get(k, default) for k, default in CONFIG_FIELDS.items()})
 
 
 def requirements_of(analysis: str) -> list[str]:
@@ -200,7 +276,8 @@ def stop_if_not_applicable(metrics, model, analysis: str) -> None:
     """The one call a notebook makes after creating ``metrics``: stop here with a
     not-applicable ``metrics.json`` if ``analysis`` does not apply to ``model`` (a
     ``HookedTransformer``), and stop the same way if a later statement raises
-    :class:`NotApplicable`. Inside IPython the stop is a :class:`NotApplicable` raised here and
+    :class:`NotApplicable`. An analysis that applies records the :func:`approximation_note` of
+    a weight circuit on a model with LayerNorm or MLPs. Inside IPython the stop is a :class:`NotApplicable` raised here and
     handled (so the rest of this cell does not run either); in a plain script, ``SystemExit(0)``
     after writing."""
     shell = _shell()
@@ -208,6 +285,9 @@ def stop_if_not_applicable(metrics, model, analysis: str) -> None:
         _install_handler(shell, metrics)
     reason = reason_for(analysis, model.cfg)
     if reason is None:
+        note = approximation_note(analysis, model.cfg)
+        if note:
+            metrics.text("attention_only_approximation", note)
         return
     if shell is not None:
         raise NotApplicable(reason)

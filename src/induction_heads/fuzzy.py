@@ -53,6 +53,7 @@ from transformer_lens import HookedTransformer
 
 from .applicability import (TOO_FEW_SYNONYM_PAIRS, TOO_FEW_UNRELATED_PAIRS,
                             TOO_FEW_UNRELATED_WORDS, NotApplicable)
+from .attribution import check_linear_logit_path, through_final_norm
 from .metrics import bootstrap_ci
 from .naming import head_label, parse_head_label
 
@@ -225,16 +226,24 @@ def head_dla(
     head: int,
     query_pos: Int[Tensor, "batch n"],
     token: Int[Tensor, "batch n"],
+    scale: Float[Tensor, "batch pos 1"] | None = None,
 ) -> Float[Tensor, "batch n"]:
     """Direct logit attribution of head ``layer.head`` at ``query_pos`` to ``token``:
-    ``z · W_O[layer, head] · W_U[:, token]``. Exact only without a final LayerNorm.
-    Computed (and returned) on the model's device, wherever the inputs are."""
+    ``z · W_O[layer, head]`` read along the token's effective unembedding direction through the
+    final normalisation (``scale``: the model's cached ``ln_final.hook_scale``; needed exactly when
+    the model has one), as :func:`attribution.through_final_norm`. Computed (and returned) on the
+    model's device, wherever the inputs are."""
+    if (scale is None) != (model.cfg.normalization_type is None):
+        raise ValueError("head_dla needs the final normalisation's scale exactly when the model has one "
+                         f"(normalization_type={model.cfg.normalization_type!r})")  # fmt: skip
     dev = model.W_O.device
     rows = torch.arange(z.shape[0], device=dev)[:, None]
     z_q = z.to(dev)[rows, query_pos.to(dev), head]  # [batch n d_head]
     out = z_q @ model.W_O[layer, head]  # [batch n d_model]
     w_u = model.W_U.T[token.to(dev)]  # [batch n d_model]
-    return (out * w_u).sum(-1)
+    scale_q = None if scale is None else scale.to(dev)[rows, query_pos.to(dev)]  # [batch n 1]
+    direction, _ = through_final_norm(model, w_u, scale_q)
+    return (out * direction).sum(-1)
 
 
 @torch.no_grad()
@@ -254,11 +263,7 @@ def condition_measures(
     2…n), ``logprob_exact``/``logprob_fuzzy``/``logit_exact``/``logit_fuzzy [batch]`` (at the valid
     slots, to the exact- and fuzzy-copy tokens) and ``dla_exact``/``dla_fuzzy [batch, len(heads)]``.
     """
-    if model.cfg.normalization_type is not None:
-        raise ValueError(
-            f"direct logit attribution here assumes no LayerNorm; the model has "
-            f"normalization_type={model.cfg.normalization_type!r}"
-        )
+    check_linear_logit_path(model)
     tokens, tg = seqs.tokens(condition), slot_targets(seqs, condition)
     n, parsed = seqs.n, [parse_head_label(h) for h in heads]
     out: dict[str, list] = defaultdict(list)
@@ -268,8 +273,9 @@ def condition_measures(
         q, k, valid = tg.query_pos[sl], tg.key_pos[sl], tg.valid[sl]
         ex, fz = tg.exact_token[sl], tg.fuzzy_token[sl]
         logits, cache = model.run_with_cache(
-            toks, names_filter=lambda name: name.endswith(("hook_pattern", "hook_z"))
+            toks, names_filter=lambda name: name.endswith(("hook_pattern", "hook_z")) or name == "ln_final.hook_scale"
         )
+        scale = cache["ln_final.hook_scale"] if model.cfg.normalization_type is not None else None
         logits, b = logits.float().cpu(), torch.arange(toks.shape[0])[:, None]
         pattern = torch.stack([cache["pattern", L].cpu() for L in range(model.cfg.n_layers)], 1)
         att = pattern[b, :, :, q, k]  # [batch n layer head]
@@ -284,7 +290,7 @@ def condition_measures(
         for name, tok in (("exact", ex), ("fuzzy", fz)):
             out[f"logprob_{name}"].append(_masked_mean(logprobs[b, q, tok], valid))
             out[f"logit_{name}"].append(_masked_mean(logits[b, q, tok], valid))
-            dla = [head_dla(model, cache["z", L], L, H, q, tok).cpu() for L, H in parsed]
+            dla = [head_dla(model, cache["z", L], L, H, q, tok, scale).cpu() for L, H in parsed]
             stacked = torch.stack(dla, -1) if dla else torch.zeros(*q.shape, 0)
             out[f"dla_{name}"].append(_masked_mean(stacked, valid))
     return {name: torch.cat(parts).numpy() for name, parts in out.items()}

@@ -72,4 +72,4 @@ rule analysis:
     benchmark:
         "results/benchmarks/{model}/{analysis}.tsv"
     shell:
-        PAPERMILL
+        ANALYSIS_COMMAND

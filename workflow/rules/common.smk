@@ -78,10 +78,20 @@ def notebook_parameters(analysis, common, files):
 
 # The shell command of a notebook rule (its params.parameters from notebook_parameters; its
 # logs: the executed notebook, the parameters file and papermill's output).
-PAPERMILL = (
-    "printf '%s' {params.parameters:q} > {log.parameters} && "
+_WRITE_PARAMETERS = "printf '%s' {params.parameters:q} > {log.parameters}"
+_RUN_NOTEBOOK = (
     "OMP_NUM_THREADS={threads} papermill --no-progress-bar {input.notebook} {log.notebook} "
     "-f {log.parameters} > {log.stderr} 2>&1"
+)
+PAPERMILL = f"{_WRITE_PARAMETERS} && {_RUN_NOTEBOOK}"
+
+# A per-model analysis first checks the model's config alone (src/induction_heads/precheck.py):
+# an analysis its architecture rules out is recorded as not applicable without starting a
+# kernel (~5 s a job); exit status 3 means it may apply, and the notebook runs.
+ANALYSIS_COMMAND = (
+    _WRITE_PARAMETERS + " && {{ python -m induction_heads.precheck {wildcards.analysis} "
+    "{input.notebook} {log.parameters} {log.notebook} > {log.stderr} 2>&1 || "
+    "{{ test $? -eq 3 && " + _RUN_NOTEBOOK + "; }}; }}"
 )
 
 
