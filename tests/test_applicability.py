@@ -57,11 +57,14 @@ def test_attention_only_model_gets_every_analysis():
 
 def test_layernorm_mlp_model():
     got = {a: AP.reason_for(a, GPT2_LIKE) for a in PER_MODEL}
-    assert {a for a, r in got.items() if r} == {"ablation", "k_composition"}
+    assert {a for a, r in got.items() if r} == {"ablation"}
     assert got["ablation"] == (
         "needs an attention-only model without LayerNorm, with shortformer position embeddings "
         "(the ablation tables as implemented recompute the logits from the head outputs); " + GPT2_ARCH)
-    assert got["k_composition"].endswith(GPT2_ARCH)
+    # K-composition's weight circuit runs (the attention-only approximation); only its exact
+    # split of the attention scores is left out, and it says why
+    assert AP.decomposition_problem(GPT2_LIKE).endswith(GPT2_ARCH + ".")
+    assert AP.decomposition_problem(ARENA) is None
 
 
 def test_direct_logit_attribution_refuses_only_a_nonlinear_logit_path():
@@ -119,21 +122,21 @@ def model_folder(tmp_path, config) -> dict:
     (folder / "model_info.json").write_text(json.dumps({"name": "m", "sha256": "ab" * 32}))
     return {"model_name": "m", "model_dir": str(folder), "data_dir": str(tmp_path / "data"),
             "out_dir": str(tmp_path / "out"), "device": "cpu", "seed": 0,
-            "head_scores_path": "unused", "chunk_size": 8, "n_decompose_seqs": 2}
+            "head_scores_path": "unused", "n_text_sequences": 2, "circuit": []}
 
 
 def test_precheck_records_an_architecture_reason_without_a_kernel(tmp_path):
     parameters = model_folder(tmp_path, GPT2_LIKE)
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(parameters))
     log = tmp_path / "log.ipynb"
-    notebook = ROOT / "notebooks" / "k_composition.ipynb"
-    argv = ["k_composition", str(notebook), str(tmp_path / "p.yaml"), str(log)]
+    notebook = ROOT / "notebooks" / "ablation.ipynb"
+    argv = ["ablation", str(notebook), str(tmp_path / "p.yaml"), str(log)]
     proc = subprocess.run([sys.executable, "-m", "induction_heads.precheck", *argv], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     data = load_metrics(tmp_path / "out" / "metrics.json")
-    assert data["not_applicable"] == AP.reason_for("k_composition", GPT2_LIKE)
+    assert data["not_applicable"] == AP.reason_for("ablation", GPT2_LIKE)
     assert data["weights_sha256"] == "ab" * 32 and data["model"] == "m"
-    assert data["params"] == {"chunk_size": 8, "n_decompose_seqs": 2}
+    assert data["params"] == {"n_text_sequences": 2, "circuit": []}
     assert (tmp_path / "out" / "figures").is_dir()  # the rule's other output
     executed = nbformat.read(log, as_version=4)
     nbformat.validate(executed)
@@ -144,7 +147,7 @@ def test_precheck_records_an_architecture_reason_without_a_kernel(tmp_path):
 def test_precheck_leaves_an_applicable_analysis_to_the_notebook_and_imports_no_torch(tmp_path):
     parameters = model_folder(tmp_path, ARENA)
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(parameters))
-    code = ("import sys, runpy; sys.argv = ['precheck', 'k_composition', 'nb.ipynb', sys.argv[1], 'log.ipynb']\n"
+    code = ("import sys, runpy; sys.argv = ['precheck', 'ablation', 'nb.ipynb', sys.argv[1], 'log.ipynb']\n"
             "try:\n    runpy.run_module('induction_heads.precheck', run_name='__main__')\n"
             "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules, 'transformer_lens' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.yaml")], capture_output=True, text=True,
@@ -196,7 +199,7 @@ def test_requirements_agree_with_the_code_that_refuses(config):
     assert refuses(lambda: attribution.check_attn_only(model)) == (not req["heads_only_residual"](config))
     assert refuses(lambda: attribution.check_linear_logit_path(model)) == (not req["linear_logit_path"](config))
     assert refuses(lambda: circuits.qk_input_components(model, tokens, 1)) == (
-        not req["linear_qk_input"](config))
+        not AP.linear_qk_input(config))
     assert refuses(lambda: circuits.positional_qk_pattern(model, (0, 0))) == (
         not req["learned_positions"](config))
 

@@ -94,8 +94,6 @@ def _kv_heads(cfg) -> int:
 REQUIREMENTS: dict[str, Callable[[Any], bool]] = {
     "heads_only_residual": lambda cfg: not attn_only_problems(cfg),
     "linear_logit_path": lambda cfg: not dla_problems(cfg),
-    "linear_qk_input": lambda cfg: (cfg.attn_only and cfg.normalization_type is None
-                                    and cfg.positional_embedding_type in LEARNED_POSITIONS),
     "learned_positions": lambda cfg: cfg.positional_embedding_type in LEARNED_POSITIONS,
     "two_layers": lambda cfg: cfg.n_layers >= 2,
     "one_kv_head_per_head": lambda cfg: _kv_heads(cfg) == cfg.n_heads,
@@ -118,10 +116,6 @@ REASONS: dict[tuple[str, str], str] = {
         + _ARCH,
     ("k_composition", "two_layers"):
         "needs at least 2 layers (a previous-token head before the induction head); " + _LAYERS,
-    ("k_composition", "linear_qk_input"):
-        "needs an attention-only model without LayerNorm, with learned position embeddings "
-        "(the attention-score decomposition is exact only when the Q/K input is a sum of "
-        "embeddings and head outputs); " + _ARCH,
     ("composition_scores", "two_layers"):
         "needs at least 2 layers (heads of a 1-layer model cannot compose); " + _LAYERS,
     ("path_patching", "two_layers"):
@@ -138,6 +132,29 @@ REASONS: dict[tuple[str, str], str] = {
         "normalisation's scale is fixed (its direct logit attribution reads the head outputs "
         "so); " + _ARCH,
 }
+
+def linear_qk_input(cfg) -> bool:
+    """Whether a layer's query/key input is a plain sum of embeddings and head outputs (so its
+    attention scores split exactly into (query part × key part) terms)."""
+    return (cfg.attn_only and cfg.normalization_type is None
+            and cfg.positional_embedding_type in LEARNED_POSITIONS)  # fmt: skip
+
+
+DECOMPOSITION_NOT_RUN = (
+    "The split of the attention scores into (query part × key part) terms was not made: it is "
+    "exact only when the query/key input is a sum of embeddings and head outputs (an "
+    "attention-only model without LayerNorm, with learned position embeddings); " + _ARCH + "."
+)
+
+
+def decomposition_problem(cfg) -> str | None:
+    """Why K-composition's attention-score decomposition cannot be made on this model (``None``:
+    it can); the weight circuit runs either way."""
+    if linear_qk_input(cfg):
+        return None
+    return DECOMPOSITION_NOT_RUN.format(attn_only=cfg.attn_only, normalization_type=cfg.normalization_type,
+                                        positional_embedding_type=cfg.positional_embedding_type)  # fmt: skip
+
 
 # Analyses of the weights alone (W_E, W_pos, W_Q, W_K, W_V, W_O, W_U): on a model with LayerNorm
 # or MLPs they still run, on the folded weights, and say what that leaves out.

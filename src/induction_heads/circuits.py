@@ -334,15 +334,17 @@ def kcomp_top1_matrix(
     prev_heads: Sequence[Head],
     ind_heads: Sequence[Head],
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    rows: Int[Tensor, "n"] | None = None,
 ) -> Float[Tensor, "n_prev n_ind"]:
     """Top-1 accuracy of :func:`kcomp_circuit` for every (previous-token head, induction head)
-    pair; NaN where the previous-token head is not in an earlier layer."""
+    pair, over every query token or the sample ``rows`` (:func:`vocab_sample`); NaN where the
+    previous-token head is not in an earlier layer."""
     out = torch.full((len(prev_heads), len(ind_heads)), float("nan"))
     for i, prev in enumerate(prev_heads):
         for j, ind in enumerate(ind_heads):
             if prev[0] < ind[0]:
                 circuit = kcomp_circuit(model, prev, ind)
-                out[i, j] = diagonal_topk_accuracy(circuit, (1,), chunk_size)[1]
+                out[i, j] = diagonal_topk_accuracy(circuit, (1,), chunk_size, rows)[1]
     return out
 
 

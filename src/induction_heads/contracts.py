@@ -215,6 +215,8 @@ CONTRACTS: dict[str, Contract] = {c.name: c for c in (
     )),
     Contract("k_composition", "K-composition circuit and attention-score decomposition", (
         count("chunk_size", 512, "rows of the vocabulary circuit computed at a time (memory)"),
+        count("vocab_sample", 4096, "query tokens sampled when d_vocab is larger, with an interval "
+              "(null: every token)", nullable=True),
         count("n_decompose_seqs", 4, "repeated-token sequences whose scores are decomposed"),
     ), min_layers=2),
     Contract("composition_scores", "Q/K/V-composition scores against random heads", (
