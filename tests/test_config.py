@@ -111,10 +111,10 @@ def test_checkpoint_revisions_become_instances(default):
     assert "ov_circuit" in C.analyses_for(cfg, "pythia-70m")
 
 
-def test_a_null_model_entry_leaves_the_model_out(default):
-    """As an overlay config writes it (`models: {attn1l: null}`): config files merge key by key,
-    so null is how an overlay removes a model."""
-    default["models"]["attn1l"] = None
+def test_a_disabled_model_is_left_out(default):
+    """As an overlay config writes it (`models: {attn1l: {enabled: false}}`): config files merge
+    key by key, so this is how an overlay removes a model."""
+    default["models"]["attn1l"]["enabled"] = False
     cfg = C.validate_config(default)
     assert sorted(C.model_instances(cfg)) == ["attn2l-s0", "attn2l-s1", "attn2l-s2"]
     assert C.roles(cfg) == {"attn2l-s0": "main"}

@@ -251,11 +251,7 @@ def _reads_as_number(text: str) -> bool:
 def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     """Validate ``config`` in place (filling defaults) and run the plan-time checks; raise one
     :class:`ConfigError` listing every problem. The checks run only on a config the schema
-    accepts, so each may rely on the types, ranges and defaults the schema guarantees.
-
-    A model entry that is ``null`` leaves that model out: an overlay config
-    (``--configfile config/hub.yaml my.yaml``) cannot delete a key, but can set it to null."""
-    drop_null_models(config)
+    accepts, so each may rely on the types, ranges and defaults the schema guarantees."""
     errors = schema_errors(config, load_schema(schema_path))
     if not errors:
         from .config_checks import CHECKS  # they use the plan helpers below
@@ -264,14 +260,6 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     if errors:
         raise ConfigError.combine(errors)
     return config
-
-
-def drop_null_models(config: dict) -> None:
-    """Remove the ``models`` entries set to null (in place)."""
-    models = config.get("models")
-    if isinstance(models, dict):
-        for name in [name for name, spec in models.items() if spec is None]:
-            del models[name]
 
 
 def training_config_dict(config: dict, family: str) -> dict:
