@@ -235,6 +235,28 @@ def test_best_pair_not_applicable_without_an_earlier_previous_token_head(tmp_pat
         prev_heads="1.1", induction_head=heads.induction[0])
 
 
+def test_heads_named_in_the_config_are_studied_whatever_the_detector_finds(tmp_path):
+    """The same moved-head model: with `heads: {previous_token: ["0.0"]}` in its entry, the
+    analyses study 0.0 (the detector finds only 1.1), so K-composition gets a pair again."""
+    model, _ = planted_induction_model()
+    sd = model.state_dict()
+    for w in ("W_Q", "W_K"):
+        sd[f"blocks.1.attn.{w}"][1] = sd[f"blocks.0.attn.{w}"][0]
+        sd[f"blocks.0.attn.{w}"][0] = 0
+    model.load_state_dict(sd)
+    m = Metrics("head_scores", "m", tmp_path / "named")
+    for name, value, description in scores.named_head_rows({"previous_token": ["0.0"]}, 2, model.cfg.n_heads):
+        m.add(name, value, description)
+    detected = head_metrics(model, tmp_path)
+    detected["metrics"].update(m.data["metrics"])
+    heads = circuits.studied_heads(detected)
+    assert heads.prev_token == ["0.0"] and circuits.best_pair(heads) == ("0.0", heads.induction[0])
+    assert heads.notes["prev_token"] == ("The config names the previous-token heads to study: 0.0 "
+                                         "(the detector found 1.1).")
+    with pytest.raises(ValueError, match="1.5 is not a head of this model"):
+        scores.named_head_rows({"induction": ["1.5"]}, 2, model.cfg.n_heads)
+
+
 def test_not_applicable_metrics_json(tmp_path):
     m = Metrics("qk_circuit", "rot", tmp_path, params={"include_bias": False}, seed=3,
                 weights_sha256="ab" * 32)

@@ -63,6 +63,11 @@ CASES = [
     ("circuit-head-not-in-model", both(FOUR_HEADS, put("analyses.ablation.circuit", ["0.1", "1.10"])),
      [E + "analyses.ablation.circuit[1]: \"1.10\"; expected a head of model 'attn2l-s0' (layers 0-1, heads 0-3)",
       E + "analyses.ablation.circuit[1]: \"1.10\"; expected a head of model 'attn1l-s0' (layers 0-0, heads 0-3)"]),
+    ("model-named-head-not-in-model", put("models.attn2l.heads", {"induction": ["1.4"], "previous_token": ["2.0"]}),
+     [E + "models.attn2l.heads.induction[0]: \"1.4\"; expected a head of attn2l (layers 0-1, heads 0-1)",
+      E + "models.attn2l.heads.previous_token[0]: \"2.0\"; expected a head of attn2l (layers 0-1, heads 0-1)"]),
+    ("model-named-heads-unknown-kind", put("models.attn2l.heads", {"duplicate": ["1.0"]}),
+     [E + "models.attn2l.heads.duplicate: [\"1.0\"]; expected one of the keys induction, previous_token"]),
     ("circuit-head-unquoted", put("analyses.ablation.circuit", [1.1]),
      [E + 'analyses.ablation.circuit[0]: 1.1; expected a head label "L.H" as a quoted string '
       '(e.g. "1.10": unquoted, YAML reads 1.1)']),
@@ -91,8 +96,8 @@ CASES = [
      [E + 'trainig: {"steps": 3}; expected one of the keys analyses, corpus, data, device, '
       "downloads_dir, lock_dir, models, report, threads_per_job, tokenizer, training (did you mean 'training'?)"]),
     ("typo-model-entry", put("models.attn2l.n_layer", 2),
-     [E + "models.attn2l.n_layer: 2; expected one of the keys d_head, d_model, data, enabled, n_ctx, n_heads, "
-      "n_layers, role, seeds, source, training (did you mean 'n_layers'?)"]),
+     [E + "models.attn2l.n_layer: 2; expected one of the keys d_head, d_model, data, enabled, heads, n_ctx, "
+      "n_heads, n_layers, role, seeds, source, training (did you mean 'n_layers'?)"]),
     ("typo-analysis-parameter", put("analyses.ablation.n_text_sequence", 8),
      [E + "analyses.ablation.n_text_sequence: 8; expected one of the keys circuit, circuit_kind, "
       "max_fast_vs_reference_diff, n_repeated_sequences, n_text_sequences, reference_sequences "

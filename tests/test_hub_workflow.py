@@ -95,6 +95,7 @@ def hub_run(tmp_path_factory):
         overlay = serve_registry(hub)
         overlay["my-gpt2"] = {"source": "local", "path": str(folder)}
         overlay.update(attn1l={"enabled": False}, attn2l={"seeds": [0]})
+        overlay["attn-only-4l"] = {"heads": NAMED_HEADS}  # studied whatever the detector finds
         (work / "overlay.yaml").write_text(yaml.safe_dump({"models": overlay}))
         instances = [*REGISTRY, *[f"pythia-70m@{r}" for r in REGISTRY["pythia-70m"]["checkpoints"][:SERVED_CHECKPOINTS]],
                      "my-gpt2"]  # fmt: skip
@@ -148,10 +149,11 @@ NOT_APPLICABLE = {
     "attn-only-1l": {**LN_ARCH, **ONE_LAYER, **FEW_PAIRS},
     "attn-only-2l": {**LN_ARCH, **FEW_PAIRS},
     "attn-only-3l": {**LN_ARCH, **FEW_PAIRS},
-    "attn-only-4l": {**LN_ARCH, **NO_EARLIER, **FEW_PAIRS},
+    "attn-only-4l": {**LN_ARCH, **FEW_PAIRS},  # its config names the heads (NAMED_HEADS)
     "pythia-70m": {**LN_ARCH, **NO_EARLIER, **FEW_PAIRS, "qk_circuit": "learned_positions"},
     "my-gpt2": {**LN_ARCH, **FEW_PAIRS},
 }
+NAMED_HEADS = {"induction": ["3.1"], "previous_token": ["0.0"]}  # attn-only-4l's stand-in finds no such pair
 DATA_REASONS = {"no_earlier_prev_token_head": NO_EARLIER_PREV_TOKEN_HEAD, "too_few_synonym_pairs": TOO_FEW_SYNONYM_PAIRS}
 
 
@@ -195,3 +197,13 @@ def test_report_shows_every_model_and_each_reason(hub_run):
         assert model in html
     assert "learned absolute position embeddings (W_pos)" in html  # pythia-70m's qk_circuit
     assert "needs at least 2 layers" in html
+
+
+def test_heads_named_in_a_model_entry_are_the_ones_studied(hub_run):
+    results = hub_run["work"] / "results" / "attn-only-4l"
+    kcomp = json.loads((results / "k_composition" / "metrics.json").read_text())
+    assert (kcomp["metrics"]["kcomp_prev_head"]["value"], kcomp["metrics"]["kcomp_induction_head"]["value"]) == ("0.0", "3.1")
+    assert kcomp["text"]["fallback_prev_token"].startswith("The config names the previous-token heads to study: 0.0")
+    scores = json.loads((results / "head_scores" / "metrics.json").read_text())["metrics"]
+    assert scores["studied_induction_heads"]["value"] == ["3.1"]
+    assert "0.0" not in scores["prev_token_heads"]["value"]  # the detector did not find it: the config's choice won

@@ -62,11 +62,20 @@ class StudiedHeads:
 
 
 def studied_heads(head_metrics: dict) -> StudiedHeads:
-    """``induction_heads`` and ``prev_token_heads`` from a head-scores ``metrics.json``; a list
-    that is empty (no head above threshold) falls back to the single best head, and says so."""
+    """``induction_heads`` and ``prev_token_heads`` from a head-scores ``metrics.json``: the heads
+    the model's config entry names (``studied_<kind>_heads``), else the detected ones; a detected
+    list that is empty (no head above threshold) falls back to the single best head. Either
+    exception is said in a note."""
     lists, notes = {}, {}
     for kind, words in (("induction", "induction"), ("prev_token", "previous-token")):
         detected = list(metric_value(head_metrics, f"{kind}_heads"))
+        named = (head_metrics["metrics"].get(f"studied_{kind}_heads") or {}).get("value")
+        if named:
+            lists[kind] = list(named)
+            found = ", ".join(detected) or "none above the threshold"
+            notes[kind] = (f"The config names the {words} heads to study: {', '.join(named)} "
+                           f"(the detector found {found}).")  # fmt: skip
+            continue
         if not detected:
             best = metric_value(head_metrics, f"best_{kind}_head")
             detected = [best]

@@ -214,6 +214,20 @@ def named_heads_exist(config):
                                           f"0-{H - 1})")  # fmt: skip
 
 
+@model_check()
+def model_heads_exist(config, name, entry):
+    """Every head a model entry names to study (``models.<m>.heads``) exists in that model."""
+    shape = _shape(name, entry)
+    L, H = shape.get("n_layers"), shape.get("n_heads")
+    for kind, labels in (entry.get("heads") or {}).items():
+        for i, label in enumerate(labels):
+            layer, head = parse_head_label(label)  # the schema's pattern admits only "L.H"
+            if (L is not None and layer >= L) or (H is not None and head >= H):
+                yield ConfigError(f"models.{name}.heads.{kind}[{i}]", label,
+                                  f"a head of {name} (layers 0-{L - 1 if L else '?'}, heads "
+                                  f"0-{H - 1 if H else '?'})")  # fmt: skip
+
+
 @check
 def icl_windows_fit(config):
     """The ICL score compares an early and a later stretch of a held-out row; both must hold at

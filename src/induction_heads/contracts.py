@@ -128,10 +128,11 @@ class Contract:
     files: tuple[str, ...] = ("head_scores_path",)
     family: bool = False  # one run per trained family (every seed), not one per model
     min_layers: int = 1
+    from_model: tuple[str, ...] = ()  # parameters the rule takes from the model's entry (MODEL_VALUES)
 
     @property
     def common(self) -> tuple[str, ...]:
-        return FAMILY_COMMON if self.family else MODEL_COMMON
+        return FAMILY_COMMON if self.family else MODEL_COMMON + self.from_model
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
@@ -168,6 +169,13 @@ class Contract:
         return params
 
 
+# Parameters a notebook takes from its model's entry, not from `analyses:` (a contract's
+# `from_model`): name -> its value for a model entry.
+MODEL_VALUES = {
+    "named_heads": lambda entry: copy.deepcopy(entry.get("heads") or {}),  # models.<m>.heads
+}
+
+
 # Per-checkpoint quantities of training_dynamics that rise as the circuit forms.
 RISING_METRICS = ("best_induction_score", "best_prev_token_score", "traced_induction_score",
                   "traced_prev_token_score", "traced_ov_top1", "kcomp_score")  # fmt: skip
@@ -190,7 +198,7 @@ CONTRACTS: dict[str, Contract] = {c.name: c for c in (
         count("position_bin", 16, "tokens per bin of the held-out loss-by-position curve"),
         count("example_len", 15, "random tokens in the attention example of the report (<= seq_len)"),
         count("n_bootstrap", 2000, "bootstrap resamples of each interval"),
-    ), files=()),
+    ), files=(), from_model=("named_heads",)),
     Contract("logit_attribution", "direct logit attribution of each head on repeated tokens", (
         count("n_sequences", 100, "repeated-token sequences used (at most those in repeated_tokens.pt)"),
         positive("max_abs_error", 1e-3, "the parts must sum to the logit within this"),

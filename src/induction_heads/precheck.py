@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from .applicability import config_view, reason_for
-from .contracts import CONTRACTS, MODEL_COMMON
+from .contracts import CONTRACTS
 from .metrics import Metrics
 
 APPLIES = 3  # exit status: the analysis may apply; run the notebook
@@ -54,7 +54,7 @@ def write_not_applicable(analysis: str, parameters: dict, reason: str, notebook_
     """The not-applicable ``metrics.json`` (as the notebook writes it) and the log notebook."""
     info = json.loads((Path(parameters["model_dir"]) / "model_info.json").read_text())
     settings = {k: v for k, v in parameters.items()
-                if k not in MODEL_COMMON and k not in CONTRACTS[analysis].files}  # fmt: skip
+                if k not in CONTRACTS[analysis].common and k not in CONTRACTS[analysis].files}  # fmt: skip
     metrics = Metrics(analysis, parameters["model_name"], parameters["out_dir"], params=settings,
                       seed=parameters["seed"], weights_sha256=info["sha256"])  # fmt: skip
     notebook = json.loads(Path(notebook_path).read_text())

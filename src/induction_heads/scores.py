@@ -12,7 +12,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from .naming import head_label
+from .naming import head_label, parse_head_label
 
 SCORE_NAMES = ("current_token", "previous_token", "first_token", "duplicate_token", "induction")
 
@@ -212,3 +212,24 @@ def head_summary(
         ]  # fmt: skip
     aliases = {r[0].replace("previous_token", "prev_token"): r for r in rows if "previous_token" in r[0]}
     return rows + [(alias, value, desc) for alias, (_, value, desc) in aliases.items()]
+
+
+NAMED_KINDS = {"induction": "induction", "previous_token": "prev_token"}  # config key -> metric stem
+
+
+def named_head_rows(named: dict[str, list[str]], n_layers: int, n_heads: int) -> list[tuple[str, object, str]]:
+    """``(metric name, heads, description)`` for the heads a model entry names to study
+    (``models.<m>.heads``): ``studied_induction_heads`` / ``studied_prev_token_heads``, which
+    :func:`circuits.studied_heads` prefers to the detected ones. A head the model does not have
+    is an error (the plan-time check cannot know every published model's head count)."""
+    rows = []
+    for kind, labels in named.items():
+        for label in labels:
+            layer, head = parse_head_label(label)
+            if layer >= n_layers or head >= n_heads:
+                raise ValueError(f"models.<entry>.heads.{kind}: {label} is not a head of this model "
+                                 f"({n_layers} layers x {n_heads} heads)")  # fmt: skip
+        if labels:
+            rows.append((f"studied_{NAMED_KINDS[kind]}_heads", list(labels),
+                         f"{kind.replace('_', '-')} heads named in the config: every analysis studies these"))  # fmt: skip
+    return rows

@@ -43,6 +43,7 @@ def analysis_parameters(wc):
         out_dir=absolute(f"results/{wc.model}/{wc.analysis}"),
         device=DEVICE,
         seed=MODELS[wc.model]["seed"] or 0,
+        **{name: MODEL_VALUES[name](MODELS[wc.model]["spec"]) for name in CONTRACTS[wc.analysis].from_model},
     )
     files = {name: absolute(path) if path else "" for name, path in analysis_files(wc).items()}
     return notebook_parameters(wc.analysis, common, files)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from induction_heads import config as plan
 from induction_heads.naming import INSTANCE_REGEX
-from induction_heads.contracts import CONTRACTS, parameters_yaml
+from induction_heads.contracts import CONTRACTS, MODEL_VALUES, parameters_yaml
 
 ROOT = Path(workflow.basedir)
 MODELS = plan.model_instances(config)
