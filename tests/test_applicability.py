@@ -23,7 +23,7 @@ from induction_heads import applicability as AP
 from induction_heads import attribution, circuits, scores
 from induction_heads import precheck as PRECHECK
 from induction_heads.architecture import config_to_dict
-from induction_heads.applicability import NO_EARLIER_PREV_TOKEN_HEAD, REASONS, NotApplicable
+from induction_heads.applicability import NO_EARLIER_PREV_TOKEN_HEAD, REASONS, TOO_FEW_SYNONYM_PAIRS, NotApplicable
 from induction_heads.contracts import CONTRACTS
 from induction_heads.metrics import Metrics, load_metrics
 from induction_heads.planted import distinct_repeated_tokens, planted_induction_model
@@ -142,6 +142,20 @@ def test_precheck_records_an_architecture_reason_without_a_kernel(tmp_path):
     nbformat.validate(executed)
     assert executed.cells[0].source.startswith("**Not applicable** to this model: " + data["not_applicable"])
     assert len(executed.cells) == len(nbformat.read(notebook, as_version=4).cells) + 1
+
+
+def test_precheck_finds_too_few_synonym_pairs_in_the_pairs_file(tmp_path):
+    parameters = {**model_folder(tmp_path, ARENA), "pairs_path": str(tmp_path / "pairs.tsv"),
+                  "n_pairs_per_sequence": 2}  # fmt: skip
+    (tmp_path / "pairs.tsv").write_text(
+        "word_a\tword_b\tpos\tsynset_offset\tsense_rank_a\tsense_rank_b\ttoken_a\ttoken_b\n"
+        "big\tlarge\ta\t01382086\t0\t0\t5\t6\n"
+        "small\tlittle\ta\t01391351\t0\t0\t7\t8\n"
+        "quick\tfast\ta\t00976508\t0\t0\t9\t10\n")
+    assert PRECHECK.reason_before_kernel("fuzzy_induction", parameters) == (
+        TOO_FEW_SYNONYM_PAIRS.format(needed=4, available=3))
+    parameters["n_pairs_per_sequence"] = 1  # 3 pairs are enough for 2 x 1
+    assert PRECHECK.reason_before_kernel("fuzzy_induction", parameters) is None
 
 
 def test_precheck_leaves_an_applicable_analysis_to_the_notebook_and_imports_no_torch(tmp_path):

@@ -9,8 +9,8 @@ config to that width and adds a model folder written by ``save_pretrained`` as `
 
 The run is the whole DAG, report included: every analysis on every published stand-in either
 gives a number or records one of the fixed not-applicable reasons, and the test names exactly
-which (:data:`NOT_APPLICABLE`). The overlay keeps one trained seed and disables the control
-(``enabled: false``), since ``tests/test_workflow.py`` covers the trained models.
+which (:data:`NOT_APPLICABLE`). The overlay disables the trained models (``enabled: false``):
+``tests/test_workflow.py`` runs those, and the report must build from published models alone.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def hub_run(tmp_path_factory):
     with HubStandIn() as hub:
         overlay = serve_registry(hub)
         overlay["my-gpt2"] = {"source": "local", "path": str(folder)}
-        overlay.update(attn1l={"enabled": False}, attn2l={"seeds": [0]})
+        overlay.update(attn1l={"enabled": False}, attn2l={"enabled": False})  # test_workflow.py runs them
         overlay["attn-only-4l"] = {"heads": NAMED_HEADS}  # studied whatever the detector finds
         (work / "overlay.yaml").write_text(yaml.safe_dump({"models": overlay}))
         instances = [*REGISTRY, *[f"pythia-70m@{r}" for r in REGISTRY["pythia-70m"]["checkpoints"][:SERVED_CHECKPOINTS]],

@@ -189,6 +189,13 @@ TOO_FEW_SYNONYM_PAIRS = (
     "needs at least {needed} WordNet synonym pairs whose words are single tokens of this model's "
     "tokenizer; its vocabulary has {available}"
 )
+def too_few_pairs_reason(n_pairs: int, n_pairs_per_sequence: int) -> str | None:
+    """:data:`TOO_FEW_SYNONYM_PAIRS` unless the vocabulary has the ``2 · n_pairs_per_sequence``
+    synonym pairs a sequence and its unrelated control draw from (``None``: it has)."""
+    needed = 2 * n_pairs_per_sequence
+    return TOO_FEW_SYNONYM_PAIRS.format(needed=needed, available=n_pairs) if n_pairs < needed else None
+
+
 TOO_FEW_UNRELATED_PAIRS = (
     "needs {needed} mutually unrelated synonym pairs per sequence; this model's vocabulary "
     "gives {available}"

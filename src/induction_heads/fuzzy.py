@@ -51,8 +51,8 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from .applicability import (TOO_FEW_SYNONYM_PAIRS, TOO_FEW_UNRELATED_PAIRS,
-                            TOO_FEW_UNRELATED_WORDS, NotApplicable)
+from .applicability import (TOO_FEW_UNRELATED_PAIRS, TOO_FEW_UNRELATED_WORDS, NotApplicable,
+                            too_few_pairs_reason)
 from .attribution import check_linear_logit_path, through_final_norm
 from .metrics import bootstrap_ci
 from .naming import head_label, parse_head_label
@@ -98,9 +98,9 @@ class FuzzySequences:
 def require_pairs(n_pairs: int, n_pairs_per_sequence: int) -> None:
     """:class:`NotApplicable` unless the vocabulary has the ``2 · n_pairs_per_sequence`` synonym
     pairs a sequence and its unrelated control draw from."""
-    if n_pairs < 2 * n_pairs_per_sequence:
-        raise NotApplicable(TOO_FEW_SYNONYM_PAIRS.format(needed=2 * n_pairs_per_sequence,
-                                                         available=n_pairs))
+    reason = too_few_pairs_reason(n_pairs, n_pairs_per_sequence)
+    if reason:
+        raise NotApplicable(reason)
 
 
 def _synonym_graph(pairs: np.ndarray) -> dict[int, set[int]]:
