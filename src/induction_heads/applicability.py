@@ -133,6 +133,7 @@ REASONS: dict[tuple[str, str], str] = {
         "so); " + _ARCH,
 }
 
+
 def linear_qk_input(cfg) -> bool:
     """Whether a layer's query/key input is a plain sum of embeddings and head outputs (so its
     attention scores split exactly into (query part × key part) terms)."""
@@ -152,8 +153,7 @@ def decomposition_problem(cfg) -> str | None:
     it can); the weight circuit runs either way."""
     if linear_qk_input(cfg):
         return None
-    return DECOMPOSITION_NOT_RUN.format(attn_only=cfg.attn_only, normalization_type=cfg.normalization_type,
-                                        positional_embedding_type=cfg.positional_embedding_type)  # fmt: skip
+    return DECOMPOSITION_NOT_RUN.format(**_reason_fields(cfg))
 
 
 # Analyses of the weights alone (W_E, W_pos, W_Q, W_K, W_V, W_O, W_U): on a model with LayerNorm
@@ -189,6 +189,8 @@ TOO_FEW_SYNONYM_PAIRS = (
     "needs at least {needed} WordNet synonym pairs whose words are single tokens of this model's "
     "tokenizer; its vocabulary has {available}"
 )
+
+
 def too_few_pairs_reason(n_pairs: int, n_pairs_per_sequence: int) -> str | None:
     """:data:`TOO_FEW_SYNONYM_PAIRS` unless the vocabulary has the ``2 · n_pairs_per_sequence``
     synonym pairs a sequence and its unrelated control draw from (``None``: it has)."""
@@ -245,12 +247,15 @@ def reason_for(analysis: str, cfg_or_dict) -> str | None:
     cfg = _config(cfg_or_dict)
     for req in requirements_of(analysis):
         if not REQUIREMENTS[req](cfg):
-            fields = {k: getattr(cfg, k, None) for k in (
-                "attn_only", "normalization_type", "positional_embedding_type", "n_layers",
-                "n_heads")}
-            fields["n_key_value_heads"] = _kv_heads(cfg)
-            return REASONS[analysis, req].format(**fields)
+            return REASONS[analysis, req].format(**_reason_fields(cfg))
     return None
+
+
+def _reason_fields(cfg) -> dict[str, Any]:
+    """The config fields a reason sentence may name."""
+    fields = {k: getattr(cfg, k, None) for k in (
+        "attn_only", "normalization_type", "positional_embedding_type", "n_layers", "n_heads")}
+    return {**fields, "n_key_value_heads": _kv_heads(cfg)}
 
 
 # ---------------------------------------------------------------- ending a notebook cleanly
@@ -301,8 +306,8 @@ def stop_if_not_applicable(metrics, model, analysis: str) -> None:
     not-applicable ``metrics.json`` if ``analysis`` does not apply to ``model`` (a
     ``HookedTransformer``), and stop the same way if a later statement raises
     :class:`NotApplicable`. An analysis that applies records the :func:`approximation_note` of
-    a weight circuit on a model with LayerNorm or MLPs. Inside IPython the stop is a :class:`NotApplicable` raised here and
-    handled (so the rest of this cell does not run either); in a plain script, ``SystemExit(0)``
+    a weight circuit on a model with LayerNorm or MLPs. Inside IPython the stop is a
+    :class:`NotApplicable` raised here and handled (so the rest of this cell does not run either); in a plain script, ``SystemExit(0)``
     after writing."""
     shell = _shell()
     if shell is not None:

@@ -1,5 +1,6 @@
 """Decide before a notebook kernel starts, from a model's config (and for one reason from the
-analysis's input files), that an analysis does not apply to it (``python -m induction_heads.precheck ANALYSIS NOTEBOOK PARAMETERS NOTEBOOK_LOG``).
+analysis's input files), that an analysis does not apply to it:
+``python -m induction_heads.precheck ANALYSIS NOTEBOOK PARAMETERS NOTEBOOK_LOG``.
 
 The analysis rule runs this first. A kernel with TransformerLens loaded takes ~5 s to start, and a
 published model's registry entry can rule out several analyses by architecture alone (LayerNorm,
