@@ -82,7 +82,8 @@ CASES = [
      [E + "models.attn2l.training.step: 80; expected one of the keys batch_size, checkpoints, "
       "frac_random_repeat, frac_repeated_text, grad_clip, late_frac_random_repeat, "
       "late_frac_repeated_text, late_from_step, lr, pos_init_rms, random_repeat_fill, "
-      "random_segment_max, random_segment_min, sinusoidal_pos_init, steps, tied_unembed_init, "
+      "random_segment_max, random_segment_min, repeated_text_fill, sinusoidal_pos_init, steps, "
+      "tied_unembed_init, "
       "warmup_steps, weight_decay (did you mean 'steps'?)"]),
     ("override-bad-type", put("models.attn2l.training", {"lr": "fast"}),
      [E + 'models.attn2l.training.lr: "fast"; expected a number > 0']),

@@ -132,6 +132,23 @@ def test_late_mix_switches_fractions_and_repeats_a_stretch_at_a_random_place():
     assert len(starts) > 10  # the repeat begins at many different positions
 
 
+def test_late_repeated_text_can_tile_one_stretch_over_the_row():
+    """``repeated_text_fill``: a late repeated-text row is one consecutive text stretch of 4-9
+    tokens, tiled until the row is full (the diagnostic's "fill" variants)."""
+    stream = np.arange(1000, 3000, dtype=np.int64)
+    cfg = T.TrainingConfig(steps=1, batch_size=400, random_segment_min=4, random_segment_max=9, late_from_step=0,
+                           late_frac_repeated_text=1.0, repeated_text_fill=True)  # fmt: skip
+    rows = T.BatchSampler(stream, 32, cfg, ordinary_ids=np.arange(1, 900), bos=0).sample().numpy()
+    periods = set()
+    for r in rows:
+        body = r[1:]
+        period = int(np.flatnonzero(np.diff(body) != 1)[0]) + 1  # the first jump back ends the stretch
+        assert 4 <= period <= 9 and (np.diff(body[:period]) == 1).all()
+        assert (body == np.resize(body[:period], len(body))).all()
+        periods.add(period)
+    assert periods == set(range(4, 10))
+
+
 def test_batches_are_reproducible_from_the_seed():
     assert torch.equal(make_sampler(seed=3).sample(), make_sampler(seed=3).sample())
     assert not torch.equal(make_sampler(seed=3).sample(), make_sampler(seed=4).sample())

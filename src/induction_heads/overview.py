@@ -34,6 +34,27 @@ def score_panel_figure(scores: dict[str, Float[Tensor, "layer head"]], model_nam
     return fig
 
 
+def positional_ablation_figure(
+    before: dict[str, Float[Tensor, "layer head"]], after: dict[str, Float[Tensor, "layer head"]], model_name: str
+):
+    """Previous-token and induction scores with and without the positional embedding: four
+    layer × head heatmaps on one colour scale (0 to 1)."""
+    n_layers, n_heads = before["induction"].shape
+    panels = [(before, "previous_token", "with"), (after, "previous_token", "without"),
+              (before, "induction", "with"), (after, "induction", "without")]  # fmt: skip
+    fig, axes = plt.subplots(1, 4, figsize=(2.4 * 4 + 0.35 * n_heads, 0.55 * n_layers + 1.6))
+    for ax, (scores, name, which) in zip(axes, panels):
+        head_heatmap(scores[name].numpy(), f"{name.replace('_', '-')}, {which} W_pos", ax=ax,
+                     annotate=n_heads <= 6)  # fmt: skip
+        if ax is not axes[-1]:
+            ax.collections[0].colorbar.remove()
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    fig.suptitle(f"Head scores with the positional embedding zero-ablated — {model_name}", fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
 def per_position_loss_figure(loss: Float[Tensor, "batch n_pred"], seq_len: int, model_name: str):
     """Mean loss at each position of ``BOS + r + r`` with a 95% band (normal approximation)."""
     x = np.arange(1, loss.shape[1] + 1)  # the position of the predicted token

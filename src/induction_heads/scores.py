@@ -8,7 +8,7 @@ positions ``seq_len + 1 … 2·seq_len``.
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
@@ -128,11 +128,27 @@ def per_token_loss(
     model: HookedTransformer, tokens: Int[Tensor, "batch pos"], batch_size: int = 64
 ) -> Float[Tensor, "batch pos_minus_1"]:
     """Loss of predicting token ``i + 1`` at position ``i`` (nats), in batches."""
-    out = []
+    return _per_token(model, tokens, batch_size, with_hits=False)[0]
+
+
+@torch.no_grad()
+def per_token_loss_and_hits(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], batch_size: int = 64
+) -> tuple[Float[Tensor, "batch pos_minus_1"], Bool[Tensor, "batch pos_minus_1"]]:
+    """The loss of predicting token ``i + 1`` at position ``i`` and whether that token is the
+    model's top-1 guess there (a tie goes to the lower token id, as ``argmax`` breaks it)."""
+    return _per_token(model, tokens, batch_size, with_hits=True)
+
+
+def _per_token(model: HookedTransformer, tokens: Tensor, batch_size: int, with_hits: bool):
+    losses, hits = [], []
     for chunk in tokens.split(batch_size):
         chunk = chunk.to(model.cfg.device)
-        out.append(next_token_losses(model(chunk, return_type="logits"), chunk).cpu())
-    return torch.cat(out)
+        logits = model(chunk, return_type="logits")
+        losses.append(next_token_losses(logits, chunk).cpu())
+        if with_hits:
+            hits.append((logits[:, :-1].argmax(-1) == chunk[:, 1:]).cpu())
+    return torch.cat(losses), (torch.cat(hits) if with_hits else None)
 
 
 def next_token_losses(

@@ -52,6 +52,7 @@ class TrainingConfig:
     late_from_step: int | None = None  # from this step on, the "late" mix below (None: one mix throughout)
     late_frac_repeated_text: float = 0.0  # ... with the repeated stretch at a random place
     late_frac_random_repeat: float = 0.0
+    repeated_text_fill: bool = False  # late repeated text: the stretch repeated until the row is full
     sinusoidal_pos_init: bool = True
     pos_init_rms: float | None = None  # RMS of the sinusoidal W_pos; None = the model's init std
     tied_unembed_init: bool = False  # start W_U as W_E^T (trained untied): copying is learnable at once
@@ -101,6 +102,8 @@ class BatchSampler:
             half = self._text(body // 2)
             return np.concatenate([half, half, self._text(body - 2 * len(half))])
         seg_len = int(self.rng.integers(self.cfg.random_segment_min, self.cfg.random_segment_max + 1))
+        if self.cfg.repeated_text_fill:
+            return np.resize(self._text(seg_len), body)
         text = self._text(body - seg_len)
         start = int(self.rng.integers(0, len(text) - seg_len + 1))
         stop = start + seg_len

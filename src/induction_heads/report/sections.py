@@ -143,11 +143,16 @@ def names_of(run: Run, analysis: str, kind: str) -> list[str]:
     return list(seen)
 
 
-def claim(names: list[str], match: list[str] | None, taken: set[str]) -> list[str]:
-    """The names this section shows: those matching a glob (all, if ``match`` is None) that no
-    earlier section took; marks them taken."""
-    out = [n for n in names if n not in taken
-           and (match is None or any(fnmatch.fnmatch(n, g) for g in match))]
+def claim(names: list[str], match: list[str] | None, taken: set[str], reserved: list[str] = ()) -> list[str]:
+    """The names this section shows: those matching a glob that no earlier section took; with
+    ``match`` None, every name no section's glob (``reserved``) claims, so a catch-all section
+    may come before a section that names what it shows. Marks them taken."""
+    def wanted(n: str) -> bool:
+        if match is None:
+            return not any(fnmatch.fnmatch(n, g) for g in reserved)
+        return any(fnmatch.fnmatch(n, g) for g in match)
+
+    out = [n for n in names if n not in taken and wanted(n)]
     taken.update(out)
     return out
 
@@ -233,7 +238,9 @@ class SectionBuilder:
     def block(self, analysis: str, spec: dict[str, Any]) -> AnalysisBlock:
         def pick(kind: str) -> list[str]:
             taken = self.taken.setdefault((analysis, kind), set())
-            return claim(names_of(self.run, analysis, kind), spec.get("match"), taken)
+            reserved = [g for other in self.captions.get("sections") or [] if analysis in other["analyses"]
+                        for g in other.get("match") or []]  # fmt: skip
+            return claim(names_of(self.run, analysis, kind), spec.get("match"), taken, reserved)
 
         main = (spec.get("main") or {}).get(analysis) or {}  # {figures: [globs], metrics: [globs]}
         block = AnalysisBlock(analysis, self.title_of(analysis))
