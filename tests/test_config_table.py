@@ -122,19 +122,12 @@ CASES = [
      [E + "training.checkpoints[1].start: 30; expected less than stop (20)"]),
     ("no-model-enabled", both(put("models.attn2l.enabled", False), put("models.attn1l.enabled", False)),
      [E + "models: every model disabled (attn1l, attn2l); expected at least one model with enabled: true"]),
-    ("repeated-tokens-beyond-context", put("data.repeated_tokens.seq_len", 32),
-     [E + "data.repeated_tokens.seq_len: 32; expected at most 31: BOS + 2 x seq_len tokens must fit "
-      "the context of model 'attn2l' (n_ctx 64); or set models.attn2l.data.repeated_tokens.seq_len",
-      E + "data.repeated_tokens.seq_len: 32; expected at most 31: BOS + 2 x seq_len tokens must fit "
-      "the context of model 'attn1l' (n_ctx 64); or set models.attn1l.data.repeated_tokens.seq_len"]),
     ("repeated-tokens-override-beyond-context", put("models.attn1l.data", {"repeated_tokens": {"seq_len": 40}}),
      [E + "models.attn1l.data.repeated_tokens.seq_len: 40; expected at most 31: BOS + 2 x seq_len tokens must "
       "fit the context of model 'attn1l' (n_ctx 64)"]),
     ("short-context-model", put("models.attn1l.n_ctx", 40),
      [E + "training.random_segment_max: 20; expected at most (n_ctx - 1) // 2 = 19: two copies must fit the "
       "context of model 'attn1l' (n_ctx 40)",
-      E + "data.repeated_tokens.seq_len: 20; expected at most 19: BOS + 2 x seq_len tokens must fit the "
-      "context of model 'attn1l' (n_ctx 40); or set models.attn1l.data.repeated_tokens.seq_len",
       E + "analyses.olsson_scores.n_tokens: 15; expected at most 9: BOS + 4 x 15 tokens (61) must fit the "
       "context of model 'attn1l-s0' (n_ctx 40)"]),
     ("attention-example-beyond-a-models-override",
@@ -241,6 +234,17 @@ def test_shapes_legal_in_published_models_are_not_errors(tmp_path, monkeypatch):
     (tmp_path / "weights" / "mine.json").write_text('{"n_layers": 1, "n_heads": 2, "d_model": 10, "d_head": 3, "n_ctx": 64}')
     cfg["models"]["mine"] = dict(LOCAL)
     C.validate_config(cfg)
+
+
+def test_the_shared_repeated_length_follows_a_shorter_context():
+    """The shared seq_len (20 here) is capped per model at (n_ctx - 1) // 2 where it does not fit
+    (attn1l, n_ctx 40 -> 19); a model it fits keeps it, and a length an entry sets stays as set."""
+    cfg = C.validate_config(bad_config(both(put("models.attn1l.n_ctx", 40), put("training.random_segment_max", 19),
+                                            put("analyses.olsson_scores.n_tokens", 9))))  # fmt: skip
+    assert C.data_config_dict(cfg, "attn1l")["repeated_tokens"]["seq_len"] == 19
+    assert C.data_config_dict(cfg, "attn2l")["repeated_tokens"]["seq_len"] == cfg["data"]["repeated_tokens"]["seq_len"] == 20
+    cfg["models"]["attn1l"]["data"] = {"repeated_tokens": {"seq_len": 12}}
+    assert C.data_config_dict(cfg, "attn1l")["repeated_tokens"]["seq_len"] == 12
 
 
 # A few rows through Snakemake itself: refused before any rule runs.

@@ -270,11 +270,31 @@ def training_config_dict(config: dict, family: str) -> dict:
 
 
 def data_config_dict(config: dict, family: str) -> dict:
-    """The shared ``data`` block with the model entry's own ``data`` overrides applied (per section)."""
+    """The shared ``data`` block with the model entry's own ``data`` overrides applied (per section).
+
+    The shared repeated-token length follows a model whose context is too short for it: BOS +
+    2 x seq_len is capped at the model's n_ctx. A length the entry sets itself is never changed
+    (one that does not fit is a plan-time error)."""
     merged = copy.deepcopy(config["data"])
-    for section, values in config["models"][family].get("data", {}).items():
+    entry = config["models"][family]
+    for section, values in entry.get("data", {}).items():
         merged[section] = {**merged[section], **values}
+    rep = merged["repeated_tokens"]
+    if "seq_len" not in entry.get("data", {}).get("repeated_tokens", {}):
+        n_ctx = _declared_n_ctx(family, entry)
+        if n_ctx is not None and 1 + 2 * rep["seq_len"] > n_ctx:
+            rep["seq_len"] = (n_ctx - 1) // 2
     return merged
+
+
+def _declared_n_ctx(family: str, entry: dict) -> int | None:
+    """The context an entry declares (None when it cannot be known before anything is loaded)."""
+    from .model_plan import SourceProblem, declared_shape
+
+    try:
+        return declared_shape(family, entry).get("n_ctx")
+    except SourceProblem:
+        return None  # the entry's own plan-time error says why
 
 
 def override_key(config: dict, family: str, block: str, key: str) -> str:

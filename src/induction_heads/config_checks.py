@@ -131,11 +131,10 @@ def repeated_tokens_fit(config, name, entry):
     n_ctx = _shape(name, entry).get("n_ctx")
     seq_len = data_config_dict(config, name)["repeated_tokens"]["seq_len"]
     key = override_key(config, name, "data.repeated_tokens", "seq_len")
-    if n_ctx is not None and 1 + 2 * seq_len > n_ctx:
-        hint = "" if key.startswith("models.") else f"; or set models.{name}.data.repeated_tokens.seq_len"
+    if n_ctx is not None and 1 + 2 * seq_len > n_ctx:  # only an entry's own length (the shared one follows n_ctx)
         yield ConfigError(key, seq_len,
                           f"at most {(n_ctx - 1) // 2}: BOS + 2 x seq_len tokens must fit the "
-                          f"context of model {name!r} (n_ctx {n_ctx}){hint}")  # fmt: skip
+                          f"context of model {name!r} (n_ctx {n_ctx})")  # fmt: skip
 
 
 # Fuzzy induction needs mutually unrelated synonym pairs whose two words are single tokens of the
