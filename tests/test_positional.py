@@ -1,5 +1,5 @@
-"""The positional-embedding ablation and next-token accuracy, against models whose answer is
-known by construction and against TransformerLens's own forward pass."""
+"""The positional-embedding ablation, next-token accuracy and the per-token loss's batching,
+against models whose answer is known by construction and TransformerLens's own forward pass."""
 
 import numpy as np
 import pytest
@@ -114,3 +114,12 @@ def test_hits_are_the_top1_guess_and_the_planted_model_copies_the_second_repeat(
     first, second = S.repeat_losses(hits.float(), SEQ_LEN)
     assert float(second.mean()) == 1.0
     assert float(first.mean()) < 0.5
+
+
+def test_rows_per_batch_follow_the_logits_size_and_give_the_same_losses(planted, rep_tokens):
+    assert S.rows_per_batch(128, 3072) == 64  # the trained models: the cap
+    assert S.rows_per_batch(1024, 50257) == 1  # GPT-2 small's whole context: one row at a time
+    assert S.rows_per_batch(256, 50257) == 3
+    model, _ = planted
+    one_at_a_time = S.per_token_loss(model, rep_tokens, batch_size=1)
+    assert torch.allclose(S.per_token_loss(model, rep_tokens), one_at_a_time, atol=1e-6)

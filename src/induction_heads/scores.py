@@ -125,22 +125,34 @@ def attention_at_offset(patterns: Float[Tensor, "layer batch head q k"], offset:
 
 @torch.no_grad()
 def per_token_loss(
-    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], batch_size: int = 64
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], batch_size: int | None = None
 ) -> Float[Tensor, "batch pos_minus_1"]:
-    """Loss of predicting token ``i + 1`` at position ``i`` (nats), in batches."""
+    """Loss of predicting token ``i + 1`` at position ``i`` (nats), in batches
+    (``None``: as many rows as :func:`rows_per_batch` allows)."""
     return _per_token(model, tokens, batch_size, with_hits=False)[0]
 
 
 @torch.no_grad()
 def per_token_loss_and_hits(
-    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], batch_size: int = 64
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], batch_size: int | None = None
 ) -> tuple[Float[Tensor, "batch pos_minus_1"], Bool[Tensor, "batch pos_minus_1"]]:
     """The loss of predicting token ``i + 1`` at position ``i`` and whether that token is the
     model's top-1 guess there (a tie goes to the lower token id, as ``argmax`` breaks it)."""
     return _per_token(model, tokens, batch_size, with_hits=True)
 
 
-def _per_token(model: HookedTransformer, tokens: Tensor, batch_size: int, with_hits: bool):
+LOGITS_BUDGET_BYTES = 512 * 2**20  # a batch's fp32 logits and the loss's temporaries (about 3 copies)
+MAX_ROWS = 64
+
+
+def rows_per_batch(n_pos: int, d_vocab: int, budget_bytes: int = LOGITS_BUDGET_BYTES, most: int = MAX_ROWS) -> int:
+    """Rows of ``n_pos`` tokens whose logits fit the budget: 64 for the trained models
+    (128 x 3072), 1 for GPT-2 small's whole context (1024 x 50257 is 206 MB a row)."""
+    return max(1, min(most, budget_bytes // (3 * 4 * n_pos * d_vocab)))
+
+
+def _per_token(model: HookedTransformer, tokens: Tensor, batch_size: int | None, with_hits: bool):
+    batch_size = batch_size or rows_per_batch(tokens.shape[1], model.cfg.d_vocab)
     losses, hits = [], []
     for chunk in tokens.split(batch_size):
         chunk = chunk.to(model.cfg.device)
