@@ -63,6 +63,8 @@ CASES = [
     ("circuit-head-not-in-model", both(FOUR_HEADS, put("analyses.ablation.circuit", ["0.1", "1.10"])),
      [E + "analyses.ablation.circuit[1]: \"1.10\"; expected a head of model 'attn2l-s0' (layers 0-1, heads 0-3)",
       E + "analyses.ablation.circuit[1]: \"1.10\"; expected a head of model 'attn1l-s0' (layers 0-0, heads 0-3)"]),
+    ("published-head-not-in-model", put("models.attn2l.published_heads", {"induction": ["1.2"], "source": "a paper"}),
+     [E + "models.attn2l.published_heads.induction[0]: \"1.2\"; expected a head of attn2l (layers 0-1, heads 0-1)"]),
     ("model-named-head-not-in-model", put("models.attn2l.heads", {"induction": ["1.4"], "previous_token": ["2.0"]}),
      [E + "models.attn2l.heads.induction[0]: \"1.4\"; expected a head of attn2l (layers 0-1, heads 0-1)",
       E + "models.attn2l.heads.previous_token[0]: \"2.0\"; expected a head of attn2l (layers 0-1, heads 0-1)"]),
@@ -98,7 +100,7 @@ CASES = [
       "downloads_dir, lock_dir, models, report, threads_per_job, tokenizer, training (did you mean 'training'?)"]),
     ("typo-model-entry", put("models.attn2l.n_layer", 2),
      [E + "models.attn2l.n_layer: 2; expected one of the keys d_head, d_model, data, enabled, heads, n_ctx, "
-      "n_heads, n_layers, role, seeds, source, training (did you mean 'n_layers'?)"]),
+      "n_heads, n_layers, published_heads, role, seeds, source, training (did you mean 'n_layers'?)"]),
     ("typo-analysis-parameter", put("analyses.ablation.n_text_sequence", 8),
      [E + "analyses.ablation.n_text_sequence: 8; expected one of the keys circuit, circuit_kind, "
       "max_fast_vs_reference_diff, n_repeated_sequences, n_text_sequences, reference_sequences "

@@ -84,6 +84,9 @@ def serve_registry(hub: HubStandIn) -> dict:
     return overlay
 
 
+PUBLISHED_HEADS = {"induction": ["1.1", "1.0"], "previous_token": ["0.1"], "source": "a test"}
+
+
 @pytest.fixture(scope="module")
 def hub_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("hub_dag")
@@ -96,6 +99,7 @@ def hub_run(tmp_path_factory):
         overlay["my-gpt2"] = {"source": "local", "path": str(folder)}
         overlay.update(attn1l={"enabled": False}, attn2l={"enabled": False})  # test_workflow.py runs them
         overlay["attn-only-4l"] = {"heads": NAMED_HEADS}  # studied whatever the detector finds
+        overlay["attn_only_2L_half"]["published_heads"] = PUBLISHED_HEADS  # the stand-in has 2 heads, not ARENA's 12
         (work / "overlay.yaml").write_text(yaml.safe_dump({"models": overlay}))
         instances = [*REGISTRY, *[f"pythia-70m@{r}" for r in REGISTRY["pythia-70m"]["checkpoints"][:SERVED_CHECKPOINTS]],
                      "my-gpt2"]  # fmt: skip
@@ -207,3 +211,23 @@ def test_heads_named_in_a_model_entry_are_the_ones_studied(hub_run):
     scores = json.loads((results / "head_scores" / "metrics.json").read_text())["metrics"]
     assert scores["studied_induction_heads"]["value"] == ["3.1"]
     assert "0.0" not in scores["prev_token_heads"]["value"]  # the detector did not find it: the config's choice won
+
+
+def test_heads_a_paper_names_are_reported_found_or_missed_by_their_scores(hub_run):
+    """Each published head's row: its score from the head-scores table, found iff it reaches the
+    threshold; the found and missed lists split the named heads accordingly."""
+    data = json.loads((hub_run["work"] / "results" / "attn_only_2L_half" / "head_scores" / "metrics.json").read_text())
+    table = data["tables"]["head_scores"]
+    score_of = {(row[0], col): row[table["columns"].index(col)] for row in table["rows"] for col in table["columns"][1:]}
+    thresholds = data["params"]["thresholds"]
+    rows = data["tables"]["published_heads"]["rows"]
+    assert [r[0] for r in rows] == PUBLISHED_HEADS["induction"] + PUBLISHED_HEADS["previous_token"]
+    for head, kind, score, threshold, found in rows:
+        name = kind.replace("-", "_")
+        assert score == pytest.approx(score_of[(head, name)], abs=1e-4) and threshold == thresholds[name]
+        assert found == ("yes" if score >= threshold else "no")
+    metrics = data["metrics"]
+    for kind, stem in (("induction", "induction"), ("previous_token", "prev_token")):
+        found = [r[0] for r in rows if r[1] == kind.replace("_", "-") and r[4] == "yes"]
+        assert metrics[f"published_{stem}_heads_found"]["value"] == found
+        assert sorted(found + metrics[f"published_{stem}_heads_missed"]["value"]) == sorted(PUBLISHED_HEADS[kind])

@@ -164,3 +164,19 @@ def test_attention_at_offset_matches_a_loop():
         for head in range(4):
             values = [patterns[layer, b, head, q, q - 2] for b in range(3) for q in range(2, 6)]
             assert torch.isclose(got[layer, head], torch.stack(values).mean())
+
+
+def test_published_heads_are_found_by_the_threshold_and_a_missing_head_is_an_error():
+    scores = {"induction": torch.tensor([[0.0, 0.1], [0.5, 0.39]]), "previous_token": torch.tensor([[0.9, 0.2], [0.0, 0.0]])}
+    thresholds = {"induction": 0.4, "previous_token": 0.4}
+    published = {"induction": ["1.0", "1.1"], "previous_token": ["0.1"], "source": "a paper"}
+    rows, metrics = S.published_head_rows(published, scores, thresholds)
+    assert rows == [["1.0", "induction", 0.5, 0.4, "yes"], ["1.1", "induction", 0.39, 0.4, "no"],
+                    ["0.1", "previous-token", 0.2, 0.4, "no"]]
+    values = {name: value for name, value, _ in metrics}
+    assert values == {"published_induction_heads_found": ["1.0"], "published_induction_heads_missed": ["1.1"],
+                      "published_prev_token_heads_found": [], "published_prev_token_heads_missed": ["0.1"]}
+    assert "a paper" in metrics[0][2]
+    assert S.published_head_rows({}, scores, thresholds) == ([], [])
+    with pytest.raises(ValueError, match="2.0 is not a head of this model"):
+        S.published_head_rows({"induction": ["2.0"]}, scores, thresholds)

@@ -215,14 +215,17 @@ def named_heads_exist(config):
 
 @model_check()
 def model_heads_exist(config, name, entry):
-    """Every head a model entry names to study (``models.<m>.heads``) exists in that model."""
+    """Every head a model entry names (to study, ``models.<m>.heads``, or as a paper's,
+    ``published_heads``) exists in that model."""
     shape = _shape(name, entry)
     L, H = shape.get("n_layers"), shape.get("n_heads")
-    for kind, labels in (entry.get("heads") or {}).items():
+    named = [(key, kind, labels) for key in ("heads", "published_heads")
+             for kind, labels in (entry.get(key) or {}).items() if kind != "source"]  # fmt: skip
+    for key, kind, labels in named:
         for i, label in enumerate(labels):
             layer, head = parse_head_label(label)  # the schema's pattern admits only "L.H"
             if (L is not None and layer >= L) or (H is not None and head >= H):
-                yield ConfigError(f"models.{name}.heads.{kind}[{i}]", label,
+                yield ConfigError(f"models.{name}.{key}.{kind}[{i}]", label,
                                   f"a head of {name} (layers 0-{L - 1 if L else '?'}, heads "
                                   f"0-{H - 1 if H else '?'})")  # fmt: skip
 

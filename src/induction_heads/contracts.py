@@ -173,6 +173,7 @@ class Contract:
 # `from_model`): name -> its value for a model entry.
 MODEL_VALUES = {
     "named_heads": lambda entry: copy.deepcopy(entry.get("heads") or {}),  # models.<m>.heads
+    "published_heads": lambda entry: copy.deepcopy(entry.get("published_heads") or {}),  # models.<m>.published_heads
 }
 
 
@@ -198,7 +199,7 @@ CONTRACTS: dict[str, Contract] = {c.name: c for c in (
         count("position_bin", 16, "tokens per bin of the held-out loss-by-position curve"),
         count("example_len", 15, "random tokens in the attention example of the report (<= seq_len)"),
         count("n_bootstrap", 2000, "bootstrap resamples of each interval"),
-    ), files=(), from_model=("named_heads",)),
+    ), files=(), from_model=("named_heads", "published_heads")),
     Contract("logit_attribution", "direct logit attribution of each head on repeated tokens", (
         count("n_sequences", 100, "repeated-token sequences used (at most those in repeated_tokens.pt)"),
         positive("max_abs_error", 1e-3, "the parts must sum to the logit within this"),

@@ -261,3 +261,31 @@ def named_head_rows(named: dict[str, list[str]], n_layers: int, n_heads: int) ->
             rows.append((f"studied_{NAMED_KINDS[kind]}_heads", list(labels),
                          f"{kind.replace('_', '-')} heads named in the config: every analysis studies these"))  # fmt: skip
     return rows
+
+
+def published_head_rows(
+    published: dict, scores: dict[str, Float[Tensor, "layer head"]], thresholds: dict[str, float]
+) -> tuple[list[list], list[tuple[str, object, str]]]:
+    """Heads a paper names for this model (``models.<m>.published_heads``) against the detector:
+    table rows ``[head, kind, score, threshold, found]`` and the metrics
+    ``published_<kind>_heads_found`` / ``_missed`` (a head is found when its score reaches the
+    threshold). A head the model does not have is an error."""
+    rows, metrics = [], []
+    source = published.get("source", "the config")
+    for kind, labels in published.items():
+        if kind == "source" or not labels:
+            continue
+        score, found, missed = scores[kind], [], []
+        for label in labels:
+            layer, head = parse_head_label(label)
+            if layer >= score.shape[0] or head >= score.shape[1]:
+                raise ValueError(f"models.<entry>.published_heads.{kind}: {label} is not a head of this model "
+                                 f"({score.shape[0]} layers x {score.shape[1]} heads)")  # fmt: skip
+            value = float(score[layer, head])
+            hit = value >= thresholds[kind]
+            (found if hit else missed).append(label)
+            rows.append([label, kind.replace("_", "-"), round(value, 4), thresholds[kind], "yes" if hit else "no"])
+        stem, words = NAMED_KINDS[kind], kind.replace("_", "-")
+        metrics += [(f"published_{stem}_heads_found", found, f"{words} heads named by {source} that the detector finds"),
+                    (f"published_{stem}_heads_missed", missed, f"{words} heads named by {source} below the threshold")]  # fmt: skip
+    return rows, metrics
