@@ -31,6 +31,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/analyses.smk"
 include: "workflow/rules/dynamics.smk"
+include: "workflow/rules/mosaic.smk"
 include: "workflow/rules/report.smk"
 
 

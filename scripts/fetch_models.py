@@ -17,6 +17,7 @@ from huggingface_hub import constants
 from snakemake.utils import update_config
 
 from induction_heads.config import ConfigError, model_instances, validate_config
+from induction_heads.model_plan import mosaic_instances
 from induction_heads.sources.build import ERRORS
 from induction_heads.sources.fetch import NotEnoughSpace, check_space, fetch_all, plan_downloads
 
@@ -31,7 +32,8 @@ for path in args.configs:
     update_config(config, yaml.safe_load(path.read_text()) or {})
 try:
     config = validate_config(config)
-    plans = plan_downloads(model_instances(config))
+    instances = {**model_instances(config), **mosaic_instances(config)}  # the mosaic's models too
+    plans = plan_downloads(instances)
 except (ConfigError, *ERRORS) as exc:
     sys.exit(f"fetch_models: {exc}")
 for p in plans:
@@ -47,7 +49,7 @@ if args.dry_run or not plans:
 if not args.yes and input("download? [y/N] ").strip().lower() not in ("y", "yes"):
     sys.exit("fetch_models: nothing downloaded")
 try:
-    for line in fetch_all(model_instances(config), Path(config["lock_dir"])):
+    for line in fetch_all(instances, Path(config["lock_dir"])):
         print(line)
 except ERRORS as exc:
     sys.exit(f"fetch_models: {exc}")

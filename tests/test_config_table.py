@@ -63,6 +63,11 @@ CASES = [
     ("circuit-head-not-in-model", both(FOUR_HEADS, put("analyses.ablation.circuit", ["0.1", "1.10"])),
      [E + "analyses.ablation.circuit[1]: \"1.10\"; expected a head of model 'attn2l-s0' (layers 0-1, heads 0-3)",
       E + "analyses.ablation.circuit[1]: \"1.10\"; expected a head of model 'attn1l-s0' (layers 0-0, heads 0-3)"]),
+    ("mosaic-local-folder-missing", put("mosaic", {"models": {"mine": {"source": "local", "path": "nowhere"}}}),
+     [E + "mosaic.models.mine.path: nowhere is not a folder (expected a model folder as save_pretrained writes it)"]),
+    ("mosaic-entry-trained", put("mosaic", {"models": {"mine": {"source": "train", "n_layers": 1, "d_model": 8,
+                                                                 "n_heads": 1, "d_head": 8, "n_ctx": 16, "seeds": [0]}}}),
+     [E + 'mosaic.models.mine.source: "train"; expected huggingface or local (the mosaic trains nothing)']),
     ("published-head-not-in-model", put("models.attn2l.published_heads", {"induction": ["1.2"], "source": "a paper"}),
      [E + "models.attn2l.published_heads.induction[0]: \"1.2\"; expected a head of attn2l (layers 0-1, heads 0-1)"]),
     ("model-named-head-not-in-model", put("models.attn2l.heads", {"induction": ["1.4"], "previous_token": ["2.0"]}),
@@ -97,7 +102,7 @@ CASES = [
       "'attn2l' (training.checkpoints)"]),
     ("typo-top-level", put("trainig", {"steps": 3}),
      [E + 'trainig: {"steps": 3}; expected one of the keys analyses, corpus, data, device, '
-      "downloads_dir, lock_dir, models, report, threads_per_job, tokenizer, training (did you mean 'training'?)"]),
+      "downloads_dir, lock_dir, models, mosaic, report, threads_per_job, tokenizer, training (did you mean 'training'?)"]),
     ("typo-model-entry", put("models.attn2l.n_layer", 2),
      [E + "models.attn2l.n_layer: 2; expected one of the keys d_head, d_model, data, enabled, heads, n_ctx, "
       "n_heads, n_layers, published_heads, role, seeds, source, training (did you mean 'n_layers'?)"]),

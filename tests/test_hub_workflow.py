@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import re
 import subprocess
 import sys
@@ -84,6 +85,24 @@ def serve_registry(hub: HubStandIn) -> dict:
     return overlay
 
 
+MOSAIC_BROKEN = "broken-gpt2"
+
+
+def serve_mosaic(hub: HubStandIn, work: Path, gpt2_folder: Path) -> dict:
+    """The mosaic's entries: three architectures made by transformers (GPT-NeoX and OPT served by
+    the stand-in, a GPT-2 folder on disk) and a GPT-2 folder whose weights file is not a
+    safetensors file (it passes the plan, which sees the files, and fails to load)."""
+    hub.add("test/tiny-opt", {**saved(transformers_model("OPTForCausalLM", 320, 128, seed=71)), **tokenizer_files("json")})
+    broken = work / MOSAIC_BROKEN
+    shutil.copytree(gpt2_folder, broken)
+    (broken / "model.safetensors").write_bytes(b"these bytes are not a safetensors file")
+    neox = {k: v for k, v in REGISTRY["pythia-70m"].items() if k != "checkpoints"}
+    opt = {"source": "huggingface", "repo_id": "test/tiny-opt", "architecture": "OPTForCausalLM",
+           "n_layers": 2, "n_ctx": 128, "d_vocab": 320, "has_mlp": True, "download_mb": 1}  # fmt: skip
+    return {"neox": neox, "opt": opt, "gpt2-local": {"source": "local", "path": str(gpt2_folder)},
+            MOSAIC_BROKEN: {"source": "local", "path": str(broken)}}
+
+
 PUBLISHED_HEADS = {"induction": ["1.1", "1.0"], "previous_token": ["0.1"], "source": "a test"}
 
 
@@ -100,7 +119,10 @@ def hub_run(tmp_path_factory):
         overlay.update(attn1l={"enabled": False}, attn2l={"enabled": False})  # test_workflow.py runs them
         overlay["attn-only-4l"] = {"heads": NAMED_HEADS}  # studied whatever the detector finds
         overlay["attn_only_2L_half"]["published_heads"] = PUBLISHED_HEADS  # the stand-in has 2 heads, not ARENA's 12
-        (work / "overlay.yaml").write_text(yaml.safe_dump({"models": overlay}))
+        mosaic = serve_mosaic(hub, work, folder)
+        # the smoke config's repeated-token settings: the mosaic's GPT-2 scores must equal its head-scores job's
+        mosaic_config = {"seq_len": 20, "batch": 16, "seed": 0, "models": mosaic}
+        (work / "overlay.yaml").write_text(yaml.safe_dump({"models": overlay, "mosaic": mosaic_config}))
         instances = [*REGISTRY, *[f"pythia-70m@{r}" for r in REGISTRY["pythia-70m"]["checkpoints"][:SERVED_CHECKPOINTS]],
                      "my-gpt2"]  # fmt: skip
         # the whole DAG (rule all: the report), and the checkpoints' head scores, which no report
@@ -231,3 +253,34 @@ def test_heads_a_paper_names_are_reported_found_or_missed_by_their_scores(hub_ru
         found = [r[0] for r in rows if r[1] == kind.replace("_", "-") and r[4] == "yes"]
         assert metrics[f"published_{stem}_heads_found"]["value"] == found
         assert sorted(found + metrics[f"published_{stem}_heads_missed"]["value"]) == sorted(PUBLISHED_HEADS[kind])
+
+
+def test_the_mosaic_lists_exactly_the_broken_model_as_failed_with_its_reason(hub_run):
+    """Every mosaic model but the broken one is scored (its matrices have its shape and match
+    the head-scores job of the same weights where there is one); the broken one is listed with
+    the loader's reason, and the mosaic, its figure and the report still build."""
+    results = hub_run["work"] / "results"
+    data = json.loads((results / "mosaic" / "mosaic" / "metrics.json").read_text())
+    assert data["metrics"]["mosaic_models_failed"]["value"] == [MOSAIC_BROKEN]
+    assert sorted(data["metrics"]["mosaic_models_scored"]["value"]) == ["gpt2-local", "neox", "opt"]
+    rows = {r[0]: r for r in data["tables"]["mosaic"]["rows"]}
+    assert set(rows) == {"gpt2-local", "neox", "opt", MOSAIC_BROKEN}
+    reason = rows[MOSAIC_BROKEN][-1]
+    assert reason.startswith("SafetensorError: Error while deserializing header"), reason  # the loader's own words
+    layers = {"gpt2-local": 2, "neox": REGISTRY["pythia-70m"]["n_layers"], "opt": 2}  # 2 heads each
+    for name, n_layers in layers.items():
+        scored = json.loads((results / "mosaic" / name / "scores.json").read_text())
+        assert scored["status"] == "ok" and rows[name][-1] == ""
+        assert [len(row) for row in scored["induction"]] == [2] * n_layers
+        assert rows[name][2] == f"{n_layers} x 2"
+    # the same GPT-2 weights and token settings as the head-scores job of my-gpt2: the same scores
+    own = json.loads((results / "my-gpt2" / "head_scores" / "metrics.json").read_text())
+    table = own["tables"]["head_scores"]
+    ours = json.loads((results / "mosaic" / "gpt2-local" / "scores.json").read_text())
+    for row in table["rows"]:
+        layer, head = map(int, row[0].split("."))
+        for kind in ("induction", "previous_token"):
+            assert ours[kind][layer][head] == pytest.approx(row[table["columns"].index(kind)], abs=1e-4)
+    assert {"mosaic_induction", "mosaic_previous_token"} <= set(data["figures"])
+    html = (results / "report" / "report.html").read_text()
+    assert "The induction mosaic" in html and MOSAIC_BROKEN in html

@@ -83,10 +83,13 @@ def entry_can_be_obtained(config, name, entry):
     try:
         declared_shape(name, entry)
     except SourceProblem as problem:
-        if problem.expected is None:
-            yield ConfigError(problem.key, Plain(problem.message), "")
-        else:
-            yield ConfigError(problem.key, problem.value, problem.expected)
+        yield _source_error(problem, problem.key)
+
+
+def _source_error(problem: SourceProblem, key: str) -> ConfigError:
+    if problem.expected is None:
+        return ConfigError(key, Plain(problem.message), "")
+    return ConfigError(key, problem.value, problem.expected)
 
 
 # --------------------------------------------------------------------------- training
@@ -319,3 +322,17 @@ def dynamics_have_checkpoints_to_smooth(config):
         if td["smooth_width"] > n:
             yield ConfigError("analyses.training_dynamics.smooth_width", td["smooth_width"],
                               f"at most the {n} checkpoints of model {family!r} (training.checkpoints)")  # fmt: skip
+
+
+@check
+def mosaic_models_are_published(config):
+    """The mosaic scores published models: every entry is obtained (huggingface or local) and
+    states what the plan can know of it (a missing local file, an unsupported architecture)."""
+    for name, entry in config["mosaic"]["models"].items():
+        if entry["source"] == "train":
+            yield ConfigError(f"mosaic.models.{name}.source", "train", "huggingface or local (the mosaic trains nothing)")
+            continue
+        try:
+            declared_shape(name, entry)
+        except SourceProblem as problem:
+            yield _source_error(problem, "mosaic." + problem.key)

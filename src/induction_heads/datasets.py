@@ -109,6 +109,21 @@ def model_tokenizer(cfg, info):
     return tok, facts
 
 
+def repeated_tokens_for(model_dir: str | Path, seq_len: int, batch: int, seed: int) -> Int[Tensor, "batch pos"]:
+    """``BOS + r + r`` for a model folder: ``r`` drawn from the ordinary (non-special) tokens of
+    the model's own tokenizer that its embedding has, after the model's BOS."""
+    from .tokenizer import ordinary_token_ids
+    from .weights import read_config, read_info
+
+    cfg, info = read_config(model_dir), read_info(model_dir)
+    tok, facts = model_tokenizer(cfg, info)
+    ordinary = ordinary_token_ids(tok, facts)
+    ordinary = ordinary[ordinary < cfg.d_vocab]
+    if 1 + 2 * seq_len > cfg.n_ctx:
+        raise ValueError(f"model {info.name!r}: seq_len {seq_len}: BOS + 2·seq_len exceeds n_ctx {cfg.n_ctx}")
+    return repeated_random_tokens(ordinary, seq_len, batch, seed, facts.bos_id)
+
+
 def build_model_datasets(
     model_dir: Path,
     heldout_txt: Path,
@@ -130,17 +145,13 @@ def build_model_datasets(
     differs between architectures).
     """
     from .corpus import read_documents
-    from .tokenizer import document_ids, ordinary_token_ids
+    from .tokenizer import document_ids
     from .weights import read_config, read_info
 
     cfg, info = read_config(model_dir), read_info(model_dir)
     tok, facts = model_tokenizer(cfg, info)
     bos = facts.bos_id
-    ordinary = ordinary_token_ids(tok, facts)
-    ordinary = ordinary[ordinary < cfg.d_vocab]
-    if 1 + 2 * seq_len > cfg.n_ctx:
-        raise ValueError(f"model {info.name!r}: seq_len {seq_len}: BOS + 2·seq_len exceeds n_ctx {cfg.n_ctx}")
-    rep = repeated_random_tokens(ordinary, seq_len, batch, rep_seed, bos)
+    rep = repeated_tokens_for(model_dir, seq_len, batch, rep_seed)
     save_token_set(Path(out_dir) / "repeated_tokens.pt", rep, seq_len=seq_len, seed=rep_seed, bos=bos)
     docs = document_ids(tok, read_documents(Path(heldout_txt)), bos)
     ctx = cfg.n_ctx if max_ctx is None else min(cfg.n_ctx, max_ctx)

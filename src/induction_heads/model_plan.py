@@ -45,6 +45,17 @@ def model_instances(config: dict) -> dict[str, dict[str, Any]]:
     return out
 
 
+def mosaic_instances(config: dict) -> dict[str, dict[str, Any]]:
+    """The mosaic's models (``mosaic.models``) in :func:`model_instances`' form, named
+    ``mosaic/<entry>`` (an entry may share its name with one under ``models:``)."""
+    return {
+        f"mosaic/{entry}": {"family": entry, "source": spec["source"], "role": "mosaic", "spec": spec, "seed": None,
+                            "revision": spec.get("revision") or ("main" if spec["source"] == "huggingface" else None),
+                            "primary": False}  # fmt: skip
+        for entry, spec in (config.get("mosaic") or {}).get("models", {}).items()
+    }
+
+
 class SourceProblem(ValueError):
     """An entry that cannot work, found before any rule runs: (key, message), and where they say it
     better, the offending ``value`` and what was ``expected`` (a :class:`ConfigError`'s parts)."""

@@ -51,12 +51,14 @@ def report_benchmarks(wc):
     files += expand(rules.evaluate_checkpoints.benchmark, model=evaluated)
     files += [rules.analysis.benchmark.format(model=m, analysis=a) for m, aa in ANALYSED.items() for a in aa]
     files += [rules.training_dynamics.benchmark.format(family=f) for f in dynamics_families()]
+    if MOSAIC:
+        files += expand(rules.mosaic_scores.benchmark, entry=sorted(MOSAIC)) + [rules.mosaic.benchmark]
     return files
 
 
 rule report:
     input:
-        metrics=per_model_analysis_targets() + family_analysis_targets(),
+        metrics=per_model_analysis_targets() + family_analysis_targets() + mosaic_targets(),
         config=rules.effective_config.output[0],
         corpus=rules.corpus.output.info,
         benchmarks=report_benchmarks,
