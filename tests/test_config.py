@@ -66,8 +66,14 @@ def test_unknown_analysis_and_unknown_key_are_refused(default):
 
 
 def test_sequences_that_do_not_fit_the_context_are_refused(default):
-    default["data"]["repeated_tokens"]["seq_len"] = 64  # BOS + 128 > n_ctx 128
-    assert "data.repeated_tokens.seq_len" in error_of(default)
+    """A length a model entry sets is refused when BOS + 2 x seq_len exceeds its context; the
+    shared length is capped for that model instead."""
+    default["models"]["attn2l"]["data"] = {"repeated_tokens": {"seq_len": 64}}  # BOS + 128 > n_ctx 128
+    assert "models.attn2l.data.repeated_tokens.seq_len" in error_of(default)
+    del default["models"]["attn2l"]["data"]
+    default["data"]["repeated_tokens"]["seq_len"] = 64
+    cfg = C.validate_config(default)
+    assert C.data_config_dict(cfg, "attn2l")["repeated_tokens"]["seq_len"] == 63
 
 
 def hub_entry(**extra):
@@ -82,8 +88,8 @@ def test_hub_entries_checked_before_any_download(default, tmp_path):
     assert all(a in message for a in ("GPT2LMHeadModel", "GPTNeoForCausalLM", "GPTNeoXForCausalLM", "OPTForCausalLM"))
     default["models"]["hub"] = hub_entry(sha256={"model.safetensors": "not-a-checksum"})
     assert "models.hub.sha256" in error_of(default)
-    default["models"]["hub"] = hub_entry(n_ctx=32)  # BOS + 2 x 50 tokens do not fit
-    assert "data.repeated_tokens.seq_len" in error_of(default) and "'hub'" in error_of(default)
+    default["models"]["hub"] = hub_entry(n_ctx=32, data={"repeated_tokens": {"seq_len": 20}})  # BOS + 40 > 32
+    assert "models.hub.data.repeated_tokens.seq_len" in error_of(default) and "'hub'" in error_of(default)
     default["models"]["hub"] = {k: v for k, v in hub_entry().items() if k != "d_vocab"}
     assert "d_vocab" in error_of(default)
 
