@@ -37,20 +37,22 @@ def score_panel_figure(scores: dict[str, Float[Tensor, "layer head"]], model_nam
 def positional_ablation_figure(
     before: dict[str, Float[Tensor, "layer head"]], after: dict[str, Float[Tensor, "layer head"]], model_name: str
 ):
-    """Previous-token and induction scores with and without the positional embedding: four
-    layer × head heatmaps on one colour scale (0 to 1)."""
+    """Previous-token (top) and induction (bottom) scores with (left) and without (right) the
+    positional embedding: four layer × head heatmaps on one colour scale (0 to 1)."""
     n_layers, n_heads = before["induction"].shape
-    panels = [(before, "previous_token", "with"), (after, "previous_token", "without"),
-              (before, "induction", "with"), (after, "induction", "without")]  # fmt: skip
-    fig, axes = plt.subplots(1, 4, figsize=(2.4 * 4 + 0.35 * n_heads, 0.55 * n_layers + 1.6))
-    for ax, (scores, name, which) in zip(axes, panels):
-        head_heatmap(scores[name].numpy(), f"{name.replace('_', '-')}, {which} W_pos", ax=ax,
-                     annotate=n_heads <= 6)  # fmt: skip
-        if ax is not axes[-1]:
-            ax.collections[0].colorbar.remove()
-    for ax in axes[1:]:
-        ax.set_ylabel("")
-    fig.suptitle(f"Head scores with the positional embedding zero-ablated — {model_name}", fontweight="bold")
+    fig, axes = plt.subplots(2, 2, figsize=(2 * (0.5 * n_heads + 1.4) + 0.9, 2 * (0.45 * n_layers + 1.0) + 0.5),
+                             squeeze=False)  # fmt: skip
+    for row, name in enumerate(("previous_token", "induction")):
+        for col, (scores, which) in enumerate(((before, "with"), (after, "without"))):
+            ax = axes[row, col]
+            head_heatmap(scores[name].numpy(), f"{name.replace('_', '-')}, {which} W_pos", ax=ax, annotate=n_heads <= 8)
+            if col == 0:
+                ax.collections[0].colorbar.remove()
+            else:
+                ax.set_ylabel("")
+            if row == 0:
+                ax.set_xlabel("")
+    fig.suptitle(f"Without the positional embedding — {model_name}", fontweight="bold")
     fig.tight_layout()
     return fig
 
