@@ -123,3 +123,9 @@ def test_rows_per_batch_follow_the_logits_size_and_give_the_same_losses(planted,
     model, _ = planted
     one_at_a_time = S.per_token_loss(model, rep_tokens, batch_size=1)
     assert torch.allclose(S.per_token_loss(model, rep_tokens), one_at_a_time, atol=1e-6)
+
+
+def test_every_head_rows_pair_each_score_with_and_without():
+    before = {"induction": torch.tensor([[0.1, 0.2]]), "previous_token": torch.tensor([[0.8, 0.3]])}
+    after = {"induction": torch.tensor([[0.01, 0.02]]), "previous_token": torch.tensor([[0.05, 0.04]])}
+    assert P.every_head_rows(before, after) == [["0.0", 0.8, 0.05, 0.1, 0.01], ["0.1", 0.3, 0.04, 0.2, 0.02]]

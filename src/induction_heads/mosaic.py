@@ -60,28 +60,62 @@ def failure(exc: BaseException) -> dict[str, Any]:
 
 
 def best(matrix: list[list[float]], first_layer: int = 0) -> tuple[str, float]:
-    """(label "L.H", score) of the highest entry at or after ``first_layer``."""
-    scores = np.asarray(matrix, dtype=float)
-    rows = scores[first_layer:] if first_layer < len(scores) else scores
-    layer, head = np.unravel_index(int(np.argmax(rows)), rows.shape)
-    offset = first_layer if first_layer < len(scores) else 0
-    return f"{layer + offset}.{head}", float(rows[layer, head])
+    """(label "L.H", score) of the highest entry at or after ``first_layer`` (the whole model when
+    it has no such layer): :func:`scores.best_head` on the stored matrix."""
+    from .scores import best_head
+
+    scores = torch_matrix(matrix)
+    return best_head(scores, list(range(first_layer, scores.shape[0])) or None)
+
+
+def torch_matrix(matrix: list[list[float]]):
+    import torch
+
+    return torch.tensor(matrix, dtype=torch.float64)
 
 
 def mosaic_rows(results: dict[str, dict], threshold: float) -> list[list]:
     """One row per model: model, parameters, layers × heads, best induction head (layers 1+ of a
     multi-layer model, as the head scores search), its score, heads at or above the threshold,
     best previous-token score, and the failure reason (empty when it was scored)."""
+    from .scores import detect_heads, induction_layers
+
     rows = []
     for model, r in results.items():
         if r["status"] != "ok":
             rows.append([model, "", "", "", None, None, None, r["reason"]])
             continue
-        head, score = best(r["induction"], first_layer=1 if r["n_layers"] > 1 else 0)
-        n_above = int((np.asarray(r["induction"])[1 if r["n_layers"] > 1 else 0:] >= threshold).sum())
+        layers = induction_layers(r["n_layers"])
+        head, score = best(r["induction"], first_layer=layers[0] if layers else 0)
+        n_above = len(detect_heads(torch_matrix(r["induction"]), threshold, layers))
         rows.append([model, r["n_params"], f"{r['n_layers']} x {r['n_heads']}", head, round(score, 4), n_above,
                      round(best(r["previous_token"])[1], 4), ""])  # fmt: skip
     return rows
+
+
+def write_mosaic(results: dict[str, dict], threshold: float, out_dir: Path) -> Path:
+    """The mosaic's metrics.json: the scored and failed models, the table, a sentence per failure
+    and the two figures (induction, previous-token)."""
+    from .metrics import Metrics
+
+    scored = [m for m, r in results.items() if r["status"] == "ok"]
+    failed = {m: r["reason"] for m, r in results.items() if r["status"] != "ok"}
+    metrics = Metrics("mosaic", "mosaic", out_dir, params={"threshold": threshold, "models": list(results)})
+    metrics.add("mosaic_models_scored", scored, "models whose every head was scored")
+    metrics.add("mosaic_models_failed", sorted(failed), "models that could not be obtained or scored (reasons in the table)")
+    metrics.table("mosaic", ["model", "parameters", "layers x heads", "best induction head", "induction score",
+                             f"heads >= {threshold}", "best previous-token score", "failed: reason"],
+                  mosaic_rows(results, threshold),
+                  "Every model of the mosaic: its best induction head (layers 1+ of a multi-layer model) and "
+                  "how many heads reach the threshold; a model that failed to download or convert, with its reason.")
+    for model, reason in failed.items():
+        metrics.text(f"mosaic_failed_{model}", f"{model} is not in the mosaic: {reason}")
+    if scored:
+        for kind in SCORES:
+            metrics.figure(f"mosaic_{kind}", mosaic_figure(results, kind),
+                           f"{kind.replace('_', '-').capitalize()} score of every head of every model (layer × head, "
+                           "one colour scale), on repeated random tokens of each model's own tokenizer.")
+    return metrics.write()
 
 
 def mosaic_figure(results: dict[str, dict], kind: str = "induction", columns: int = 4):

@@ -74,3 +74,17 @@ def ablation_rows(
             b, a = float(before[kind][layer, head]), float(after[kind][layer, head])
             rows.append([head_label(layer, head), kind.replace("_", "-"), round(b, 4), round(a, 4), round(b - a, 4)])
     return rows
+
+
+EVERY_HEAD_COLUMNS = ["head", "previous-token", "previous-token without W_pos", "induction", "induction without W_pos"]
+
+
+def every_head_rows(
+    before: dict[str, Float[Tensor, "layer head"]], after: dict[str, Float[Tensor, "layer head"]]
+) -> list[list]:
+    """One row per head (:data:`EVERY_HEAD_COLUMNS`): its previous-token and induction scores with
+    and without the positional embedding."""
+    n_layers, n_heads = before["induction"].shape
+    return [[head_label(layer, head)] + [round(float(s[kind][layer, head]), 4)
+                                         for kind in ("previous_token", "induction") for s in (before, after)]
+            for layer in range(n_layers) for head in range(n_heads)]  # fmt: skip
